@@ -1,0 +1,124 @@
+"""boto3 clients built the way Thanos's minio-go client would talk to the bucket.
+
+Honours the objstore config's endpoint, TLS, addressing and region; no retries (a throttle or a 5xx is
+a finding, not something to hide), and connect/read timeouts from the per-operation timeout so one hung
+endpoint cannot stall a worker. One botocore session per thread: sessions are not thread-safe, clients are.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import boto3
+from botocore import UNSIGNED
+from botocore.config import Config as BotoConfig
+
+from exporter.credentials import Credentials
+from exporter.objstore import S3Config, is_aws_endpoint, region_from_endpoint
+
+_local = threading.local()
+
+
+def _session() -> boto3.session.Session:
+    session = getattr(_local, "session", None)
+    if session is None:
+        session = boto3.session.Session()
+        _local.session = session
+    return session
+
+
+def endpoint_url(cfg: S3Config) -> str:
+    return f"{'http' if cfg.insecure else 'https'}://{cfg.endpoint}"
+
+
+def addressing_style(cfg: S3Config) -> str:
+    """minio-go `auto` uses virtual-hosted style only for AWS endpoints; everything else gets path style."""
+    if cfg.bucket_lookup_type == "path":
+        return "path"
+    if cfg.bucket_lookup_type == "virtual-hosted":
+        return "virtual"
+    return "virtual" if is_aws_endpoint(cfg.endpoint) else "path"
+
+
+def tls_verify(cfg: S3Config) -> bool | str:
+    if cfg.http_config.insecure_skip_verify or cfg.http_config.tls_config.insecure_skip_verify:
+        return False
+    return cfg.http_config.tls_config.ca_file or True
+
+
+def configured_region(cfg: S3Config) -> str:
+    """The region the client signs with when no lookup is needed: config, else from the endpoint."""
+    return cfg.region or region_from_endpoint(cfg.endpoint)
+
+
+def _boto_config(timeout: float, credentials: Credentials | None, **extra: Any) -> BotoConfig:
+    kwargs: dict[str, Any] = {
+        "connect_timeout": timeout,
+        "read_timeout": timeout,
+        "retries": {"max_attempts": 1, "mode": "standard"},
+        "max_pool_connections": 2,
+        "user_agent_extra": "objstore-permission-exporter",
+        **extra,
+    }
+    if credentials is None:
+        kwargs["signature_version"] = UNSIGNED
+    return BotoConfig(**kwargs)
+
+
+def _credential_kwargs(credentials: Credentials | None) -> dict[str, Any]:
+    if credentials is None:
+        return {}
+    return {
+        "aws_access_key_id": credentials.access_key_id,
+        "aws_secret_access_key": credentials.secret_access_key,
+        "aws_session_token": credentials.session_token,
+    }
+
+
+def s3_client(cfg: S3Config, credentials: Credentials | None, region: str, timeout: float) -> Any:
+    """An S3 client for the bucket; `credentials=None` sends unsigned (anonymous) requests."""
+    s3_settings: dict[str, Any] = {"addressing_style": addressing_style(cfg)}
+    if cfg.signature_version2:
+        extra: dict[str, Any] = {"signature_version": "s3"}
+    else:
+        extra = {"signature_version": "s3v4"} if credentials is not None else {}
+    config = _boto_config(timeout, credentials, s3=s3_settings, **extra)
+    if credentials is None:
+        config = config.merge(BotoConfig(signature_version=UNSIGNED))
+    return _session().client(
+        "s3",
+        endpoint_url=endpoint_url(cfg),
+        region_name=region or "us-east-1",
+        verify=tls_verify(cfg),
+        config=config,
+        **_credential_kwargs(credentials),
+    )
+
+
+def sts_endpoint_for(cfg: S3Config, override: str | None, region: str) -> str:
+    """STS endpoint: explicit override, the objstore `sts_endpoint`, AWS's regional STS, else the S3 endpoint
+    itself (MinIO and Ceph RGW serve STS on the S3 port)."""
+    chosen = override or cfg.sts_endpoint
+    if chosen:
+        return chosen if "://" in chosen else f"https://{chosen}"
+    if is_aws_endpoint(cfg.endpoint):
+        if region:
+            suffix = ".amazonaws.com.cn" if region.startswith("cn-") else ".amazonaws.com"
+            return f"https://sts.{region}{suffix}"
+        return "https://sts.amazonaws.com"
+    return endpoint_url(cfg)
+
+
+def sts_client(
+    endpoint: str, region: str, credentials: Credentials | None, timeout: float, verify: bool | str = True
+) -> Any:
+    """An STS client; `credentials=None` for the unsigned AssumeRoleWithWebIdentity call."""
+    return _session().client(
+        "sts",
+        endpoint_url=endpoint,
+        region_name=region or "us-east-1",
+        verify=verify,
+        config=_boto_config(timeout, credentials),
+        **_credential_kwargs(credentials),
+    )

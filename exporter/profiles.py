@@ -1,0 +1,81 @@
+"""Operations (Thanos objstore vocabulary) and which ones each Thanos component requires."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Operation(StrEnum):
+    """Declared in probe order: identity first, then these, in this order."""
+
+    BUCKET_LOCATION = "bucket_location"
+    UPLOAD = "upload"
+    EXISTS = "exists"
+    ATTRIBUTES = "attributes"
+    GET = "get"
+    GET_RANGE = "get_range"
+    ITER = "iter"
+    UPLOAD_MULTIPART = "upload_multipart"
+    DELETE = "delete"
+
+
+PROBE_ORDER: tuple[Operation, ...] = tuple(Operation)
+
+
+class Component(StrEnum):
+    COMPACTOR = "compactor"
+    STORE = "store"
+    SIDECAR = "sidecar"
+    RECEIVE = "receive"
+    RULE = "rule"
+    BUCKET_WEB = "bucket-web"
+    TOOLS = "tools"
+
+
+Op = Operation
+PROFILES: dict[Component, frozenset[Operation]] = {
+    Component.COMPACTOR: frozenset({Op.ITER, Op.GET, Op.EXISTS, Op.UPLOAD, Op.UPLOAD_MULTIPART, Op.DELETE}),
+    Component.STORE: frozenset({Op.ITER, Op.GET, Op.GET_RANGE, Op.EXISTS, Op.ATTRIBUTES}),
+    Component.SIDECAR: frozenset({Op.EXISTS, Op.UPLOAD, Op.UPLOAD_MULTIPART}),
+    Component.RECEIVE: frozenset({Op.EXISTS, Op.UPLOAD, Op.UPLOAD_MULTIPART}),
+    Component.RULE: frozenset({Op.EXISTS, Op.UPLOAD, Op.UPLOAD_MULTIPART}),
+    Component.BUCKET_WEB: frozenset({Op.ITER, Op.GET, Op.EXISTS}),
+    Component.TOOLS: frozenset({Op.ITER, Op.GET, Op.EXISTS}),
+}
+
+# Needed only in some modes; a target adds them with `profile.add` (documented per component in the README).
+MODE_DEPENDENT: dict[Component, frozenset[Operation]] = {
+    Component.COMPACTOR: frozenset({Op.ATTRIBUTES}),
+    Component.STORE: frozenset({Op.UPLOAD}),
+    Component.SIDECAR: frozenset({Op.ITER, Op.GET}),
+    Component.RECEIVE: frozenset(),
+    Component.RULE: frozenset(),
+    Component.BUCKET_WEB: frozenset({Op.UPLOAD, Op.DELETE}),
+    Component.TOOLS: frozenset({Op.UPLOAD, Op.DELETE}),
+}
+
+# Operation -> (S3 request(s), IAM action(s)); used by `check` output, docs and tests.
+IAM_ACTIONS: dict[Operation, str] = {
+    Op.ITER: "s3:ListBucket",
+    Op.GET: "s3:GetObject",
+    Op.GET_RANGE: "s3:GetObject",
+    Op.EXISTS: "s3:GetObject, s3:ListBucket",
+    Op.ATTRIBUTES: "s3:GetObject",
+    Op.UPLOAD: "s3:PutObject",
+    Op.UPLOAD_MULTIPART: "s3:PutObject",
+    Op.DELETE: "s3:DeleteObject",
+    Op.BUCKET_LOCATION: "s3:GetBucketLocation",
+}
+
+
+def required_operations(
+    component: Component,
+    add: frozenset[Operation] = frozenset(),
+    remove: frozenset[Operation] = frozenset(),
+    needs_bucket_location: bool = False,
+) -> frozenset[Operation]:
+    """The profile, adjusted by the target's overrides; bucket_location only when the client must look the region up."""
+    ops = (PROFILES[component] | add) - remove
+    if needs_bucket_location and Op.BUCKET_LOCATION not in remove:
+        ops |= {Op.BUCKET_LOCATION}
+    return frozenset(ops)
