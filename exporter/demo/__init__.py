@@ -1,0 +1,1 @@
+"""Loopback emulators used by the demo and the tests (never by the exporter in production)."""
