@@ -412,6 +412,12 @@ class KubeApiEmulator:
             meta["resourceVersion"] = str(self._rv)
             if kind in ("Deployment", "StatefulSet"):
                 meta["generation"] = old["metadata"].get("generation", 1) + 1 if old else 1
+                if not new.get("status"):  # no controllers here: report the rollout as done and healthy
+                    n = new.get("spec", {}).get("replicas", 1)
+                    new["status"] = {"observedGeneration": meta["generation"], "replicas": n, "readyReplicas": n,
+                                     "availableReplicas": n, "updatedReplicas": n}
+                    if kind == "StatefulSet":
+                        new["status"]["currentReplicas"] = n
             self._objects[(*key, ns, name)] = new
             return copy.deepcopy(new)
 
@@ -504,7 +510,6 @@ class KubeApiEmulator:
                 "selector": {"matchLabels": dict(labels)},
                 "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
             },
-            "status": {},
         }
 
     def annotate(self, resource: str, namespace: str, name: str, annotations: Mapping[str, str | None]) -> Obj:

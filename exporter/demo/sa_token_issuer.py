@@ -87,6 +87,10 @@ class ServiceAccountTokenIssuer:
         self._cert = self_signed_cert(self._key, "service-account-issuer")
 
     @property
+    def public_key(self) -> rsa.RSAPublicKey:
+        return self._key.public_key()
+
+    @property
     def cert_pem(self) -> bytes:
         return self._cert.public_bytes(serialization.Encoding.PEM)
 
