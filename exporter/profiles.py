@@ -68,6 +68,35 @@ IAM_ACTIONS: dict[Operation, str] = {
 }
 
 
+# The IAM actions each operation exercises: an operation whose actions are all granted by the required
+# ones teaches nothing as an excess check (IAM cannot allow HEAD but deny GET), so it is not probed.
+OPERATION_ACTIONS: dict[Operation, frozenset[str]] = {
+    Op.ITER: frozenset({"s3:ListBucket"}),
+    Op.GET: frozenset({"s3:GetObject"}),
+    Op.GET_RANGE: frozenset({"s3:GetObject"}),
+    Op.EXISTS: frozenset({"s3:GetObject", "s3:ListBucket"}),
+    Op.ATTRIBUTES: frozenset({"s3:GetObject"}),
+    Op.UPLOAD: frozenset({"s3:PutObject"}),
+    Op.UPLOAD_MULTIPART: frozenset({"s3:PutObject"}),
+    Op.DELETE: frozenset({"s3:DeleteObject"}),
+    Op.BUCKET_LOCATION: frozenset({"s3:GetBucketLocation"}),
+}
+
+
+def probed_operations(required: frozenset[Operation]) -> frozenset[Operation]:
+    """Required operations plus the excess checks worth running.
+
+    Excess checks are skipped for operations implied by the required ones' IAM actions, and for
+    bucket_location (harmless to hold; minio-go falls back without it).
+    """
+    granted = frozenset().union(*(OPERATION_ACTIONS[op] for op in required))
+    excess = {
+        op for op in Operation
+        if op not in required and op is not Op.BUCKET_LOCATION and not OPERATION_ACTIONS[op] <= granted
+    }
+    return required | excess
+
+
 def required_operations(
     component: Component,
     add: frozenset[Operation] = frozenset(),

@@ -1,0 +1,84 @@
+"""Least-privilege IAM policies derived from the component profiles (used by docs, deploy examples, the demo).
+
+The same operation -> IAM action table that drives the probes drives these documents, so what the README
+recommends is exactly what the exporter checks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from exporter.profiles import PROFILES, Component, Operation
+
+_OBJECT_ACTIONS = {
+    Operation.GET: "s3:GetObject",
+    Operation.GET_RANGE: "s3:GetObject",
+    Operation.EXISTS: "s3:GetObject",
+    Operation.ATTRIBUTES: "s3:GetObject",
+    Operation.UPLOAD: "s3:PutObject",
+    Operation.UPLOAD_MULTIPART: "s3:PutObject",
+    Operation.DELETE: "s3:DeleteObject",
+}
+_BUCKET_ACTIONS = {
+    Operation.ITER: "s3:ListBucket",
+    Operation.EXISTS: "s3:ListBucket",  # so that HEAD of a missing key is 404, not 403
+    Operation.BUCKET_LOCATION: "s3:GetBucketLocation",
+}
+
+
+def _objects_arn(bucket: str, prefix: str) -> str:
+    return f"arn:aws:s3:::{bucket}/{prefix.strip('/')}/*" if prefix.strip("/") else f"arn:aws:s3:::{bucket}/*"
+
+
+def _bucket_statements(bucket: str, prefix: str, actions: set[str]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if "s3:ListBucket" in actions:
+        stmt: dict[str, Any] = {"Sid": "List", "Effect": "Allow", "Action": ["s3:ListBucket"],
+                                "Resource": f"arn:aws:s3:::{bucket}"}
+        if prefix.strip("/"):
+            p = prefix.strip("/")
+            stmt["Condition"] = {"StringLike": {"s3:prefix": [f"{p}/", f"{p}/*"]}}
+        out.append(stmt)
+    if "s3:GetBucketLocation" in actions:
+        out.append({"Sid": "Location", "Effect": "Allow", "Action": ["s3:GetBucketLocation"],
+                    "Resource": f"arn:aws:s3:::{bucket}"})
+    return out
+
+
+def policy_for_operations(
+    bucket: str, prefix: str, operations: frozenset[Operation], abort_multipart: bool = True
+) -> dict[str, Any]:
+    """An identity policy granting exactly the operations given (plus s3:AbortMultipartUpload for writers)."""
+    object_actions = sorted({_OBJECT_ACTIONS[op] for op in operations if op in _OBJECT_ACTIONS})
+    if abort_multipart and "s3:PutObject" in object_actions:
+        object_actions.append("s3:AbortMultipartUpload")
+    bucket_actions = {_BUCKET_ACTIONS[op] for op in operations if op in _BUCKET_ACTIONS}
+    statements = _bucket_statements(bucket, prefix, bucket_actions)
+    if object_actions:
+        statements.append({"Sid": "Objects", "Effect": "Allow", "Action": object_actions,
+                           "Resource": _objects_arn(bucket, prefix)})
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def component_policy(component: Component, bucket: str, prefix: str = "", bucket_location: bool = True,
+                     without: frozenset[Operation] = frozenset()) -> dict[str, Any]:
+    ops = PROFILES[component] | ({Operation.BUCKET_LOCATION} if bucket_location else set())
+    return policy_for_operations(bucket, prefix, frozenset(ops) - without)
+
+
+def janitor_policy(bucket: str, prefix: str, probe_dir: str) -> dict[str, Any]:
+    """Write, read and delete only inside the probe dir; list only the probe dir."""
+    base = f"{prefix.strip('/')}/{probe_dir}" if prefix.strip("/") else probe_dir
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "ListProbeDir", "Effect": "Allow", "Action": ["s3:ListBucket"],
+             "Resource": f"arn:aws:s3:::{bucket}",
+             "Condition": {"StringLike": {"s3:prefix": [f"{base}/", f"{base}/*"]}}},
+            {"Sid": "Location", "Effect": "Allow", "Action": ["s3:GetBucketLocation"],
+             "Resource": f"arn:aws:s3:::{bucket}"},
+            {"Sid": "ProbeObjects", "Effect": "Allow",
+             "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+             "Resource": f"arn:aws:s3:::{bucket}/{base}/*"},
+        ],
+    }

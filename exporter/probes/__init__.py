@@ -1,0 +1,1 @@
+"""Probing: the probe keyspace and its one choke point, the janitor, and the per-target cycle."""

@@ -1,0 +1,83 @@
+"""HTTP endpoints: /metrics (rendered from cached results), /-/healthy, /-/ready, and a small landing page."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, make_wsgi_app
+
+LANDING = b"""<html><head><title>objstore-permission-exporter</title></head><body>
+<h1>objstore-permission-exporter</h1><p><a href="/metrics">Metrics</a> &middot;
+<a href="/-/healthy">Health</a> &middot; <a href="/-/ready">Readiness</a></p></body></html>"""
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def make_app(registry: CollectorRegistry, ready: Callable[[], bool]) -> Callable[..., Iterable[bytes]]:
+    metrics = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if path == "/metrics":
+            return metrics(environ, start_response)  # type: ignore[no-any-return]
+        if path == "/-/healthy":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"Healthy.\n"]
+        if path == "/-/ready":
+            if ready():
+                start_response("200 OK", [("Content-Type", "text/plain")])
+                return [b"Ready.\n"]
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"Not ready: waiting for the first probe cycle.\n"]
+        if path == "/":
+            start_response("200 OK", [("Content-Type", "text/html")])
+            return [LANDING]
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"Not found.\n"]
+
+    return app
+
+
+def parse_listen_address(address: str) -> tuple[str, int]:
+    """`:9832`, `0.0.0.0:9832`, `127.0.0.1:0` or `[::1]:9832`."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"invalid listen address {address!r}: expected [host]:port")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+class WebServer:
+    def __init__(self, address: str, registry: CollectorRegistry, ready: Callable[[], bool]) -> None:
+        host, port = parse_listen_address(address)
+        server = _Server6 if ":" in host else _Server
+        self.httpd = make_server(host, port, make_app(registry, ready), server, handler_class=_QuietHandler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="http", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
