@@ -2,7 +2,8 @@
 
 Honours the objstore config's endpoint, TLS, addressing and region; no retries (a throttle or a 5xx is
 a finding, not something to hide), and connect/read timeouts from the per-operation timeout so one hung
-endpoint cannot stall a worker. One botocore session per thread: sessions are not thread-safe, clients are.
+endpoint cannot stall a worker. One shared botocore session (its loaded service models are the expensive
+part); sessions are not thread-safe, so clients are created under a lock. The clients themselves are.
 """
 
 from __future__ import annotations
@@ -10,22 +11,23 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import boto3
+import botocore.session
 from botocore import UNSIGNED
 from botocore.config import Config as BotoConfig
 
 from exporter.credentials import Credentials
 from exporter.objstore import S3Config, is_aws_endpoint, region_from_endpoint
 
-_local = threading.local()
+_lock = threading.Lock()
+_session: botocore.session.Session | None = None
 
 
-def _session() -> boto3.session.Session:
-    session = getattr(_local, "session", None)
-    if session is None:
-        session = boto3.session.Session()
-        _local.session = session
-    return session
+def _create_client(service: str, **kwargs: Any) -> Any:
+    global _session
+    with _lock:
+        if _session is None:
+            _session = botocore.session.get_session()
+        return _session.create_client(service, **kwargs)
 
 
 def endpoint_url(cfg: S3Config) -> str:
@@ -86,7 +88,7 @@ def s3_client(cfg: S3Config, credentials: Credentials | None, region: str, timeo
     config = _boto_config(timeout, credentials, s3=s3_settings, **extra)
     if credentials is None:
         config = config.merge(BotoConfig(signature_version=UNSIGNED))
-    return _session().client(
+    return _create_client(
         "s3",
         endpoint_url=endpoint_url(cfg),
         region_name=region or "us-east-1",
@@ -114,7 +116,7 @@ def sts_client(
     endpoint: str, region: str, credentials: Credentials | None, timeout: float, verify: bool | str = True
 ) -> Any:
     """An STS client; `credentials=None` for the unsigned AssumeRoleWithWebIdentity call."""
-    return _session().client(
+    return _create_client(
         "sts",
         endpoint_url=endpoint,
         region_name=region or "us-east-1",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -29,10 +29,18 @@ class Emulator:
     admin_access_key_id: str = ""
     admin_secret_access_key: str = ""
     account_id: str = "123456789012"
+    _session: Any = field(default_factory=boto3.session.Session, repr=False)
+    _admin_clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def client(self, service: str, access_key_id: str | None = None, secret_access_key: str | None = None,
                session_token: str | None = None) -> Any:
-        return boto3.session.Session().client(
+        if access_key_id is None and session_token is None and self.admin_access_key_id:
+            if service not in self._admin_clients:
+                self._admin_clients[service] = self._session.client(
+                    service, endpoint_url=self.url, region_name=REGION,
+                    aws_access_key_id=self.admin_access_key_id, aws_secret_access_key=self.admin_secret_access_key)
+            return self._admin_clients[service]
+        return self._session.client(
             service,
             endpoint_url=self.url,
             region_name=REGION,
