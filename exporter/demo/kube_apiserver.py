@@ -269,6 +269,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         emu = self.server.emulator
         code, payload, user = emu.handle(self.command, self.path, self.headers.get("Authorization"), body)
+        emu.record(RequestRecord(self.command, self.path, user, code))  # before replying: no race with the client
         data = json.dumps(payload).encode()
         self.send_response(code)
         ctype = "application/jwk-set+json" if self.path == "/openid/v1/jwks" else "application/json"
@@ -276,7 +277,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-        emu.record(RequestRecord(self.command, self.path, user, code))
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
 
