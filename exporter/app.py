@@ -36,7 +36,7 @@ def build_probers(config: Config, targets: list[Target]) -> list[TargetProber]:
         if location not in janitors:
             jcfg = settings.janitor.identity
             jcache = CredentialCache(
-                build_source(jcfg, target.s3, settings.timeout),
+                build_source(jcfg, target.s3, settings),
                 sts_context(target.s3, settings.timeout),
                 settings.credentials_refresh_margin,
                 resolve_principal=False,
@@ -46,7 +46,7 @@ def build_probers(config: Config, targets: list[Target]) -> list[TargetProber]:
         sts_endpoint = getattr(target.identity, "sts_endpoint", None)
         sts_region = getattr(target.identity, "sts_region", None)
         cache = CredentialCache(
-            build_source(target.identity, target.s3, settings.timeout),
+            build_source(target.identity, target.s3, settings, target.namespace, target.service_account),
             sts_context(target.s3, settings.timeout, sts_endpoint, sts_region),
             settings.credentials_refresh_margin,
             expected_principal=target.expected_principal,

@@ -124,3 +124,17 @@ def sts_client(
         config=_boto_config(timeout, credentials),
         **_credential_kwargs(credentials),
     )
+
+
+def eks_auth_client(
+    endpoint: str, region: str, credentials: Credentials | None, timeout: float, verify: bool | str = True
+) -> Any:
+    """An EKS Auth client (AssumeRoleForPodIdentity), signed with the caller's credentials like the agent."""
+    return _create_client(
+        "eks-auth",
+        endpoint_url=endpoint,
+        region_name=region or "us-east-1",
+        verify=verify,
+        config=_boto_config(timeout, credentials),
+        **_credential_kwargs(credentials),
+    )

@@ -133,11 +133,48 @@ class WebIdentityIdentity(_STSSettings):
     token_file: Path
 
 
+class KubernetesIdentity(_Model):
+    """The target's Kubernetes ServiceAccount, exactly as its pods authenticate.
+
+    `irsa`: role from the `eks.amazonaws.com/role-arn` annotation, a TokenRequest token, then
+    sts:AssumeRoleWithWebIdentity. `pod_identity`: a token for `pods.eks.amazonaws.com`, then
+    eks-auth:AssumeRoleForPodIdentity for `cluster_name`. Without a role annotation the identity fails with
+    `no_role_annotation`; with `fallback: node` (the exporter's own chain, i.e. the node role when it runs on
+    the same nodes) or `fallback: anonymous` the operations are probed as what the pod would really get.
+    """
+
+    source: Literal["kubernetes"] = "kubernetes"
+    mode: Literal["irsa", "pod_identity"] = "irsa"
+    audience: str | None = None
+    token_expiration: Duration = 3600.0
+    session_name: str = Field("objstore-permission-exporter", pattern=r"^[\w+=,.@-]{2,64}$")
+    sts_endpoint: str | None = None
+    sts_region: str | None = None
+    cluster_name: str | None = None
+    eks_auth_endpoint: str | None = None
+    fallback: Literal["none", "node", "anonymous"] = "none"
+    node_identity: BaseIdentity = DefaultIdentity()
+
+    @field_validator("token_expiration")
+    @classmethod
+    def _expiration(cls, value: float) -> float:
+        if not 600 <= value <= 86400:
+            raise ValueError("must be between 10m and 24h (the TokenRequest limits)")
+        return value
+
+    @model_validator(mode="after")
+    def _pod_identity(self) -> KubernetesIdentity:
+        if self.mode == "pod_identity" and not self.cluster_name:
+            raise ValueError("cluster_name is required when mode is pod_identity")
+        return self
+
+
 Identity = Annotated[
-    StaticIdentity | DefaultIdentity | ObjstoreConfigIdentity | AssumeRoleIdentity | WebIdentityIdentity,
+    StaticIdentity | DefaultIdentity | ObjstoreConfigIdentity | AssumeRoleIdentity | WebIdentityIdentity
+    | KubernetesIdentity,
     Field(discriminator="source"),
 ]
-IDENTITY_SOURCES = ("static", "default", "objstore_config", "assume_role", "web_identity")
+IDENTITY_SOURCES = ("static", "default", "objstore_config", "assume_role", "web_identity", "kubernetes")
 
 
 class JanitorSettings(_Model):
@@ -145,6 +182,13 @@ class JanitorSettings(_Model):
 
     identity: Identity = DefaultIdentity()
     leftover_age: Duration = 3600.0
+
+
+class KubernetesSettings(_Model):
+    """How the exporter reaches the Kubernetes API: in-cluster when running in a pod, else a kubeconfig."""
+
+    kubeconfig: Path | None = None
+    context: str | None = None
 
 
 class GlobalSettings(_Model):
@@ -156,6 +200,7 @@ class GlobalSettings(_Model):
     credentials_refresh_margin: Duration = 300.0
     resolve_principal: bool = True
     janitor: JanitorSettings = JanitorSettings()
+    kubernetes: KubernetesSettings = KubernetesSettings()
 
     @field_validator("interval")
     @classmethod
@@ -252,6 +297,12 @@ class TargetConfig(_Model):
             raise ValueError("must be 1-128 characters of letters, digits and _ . : / - (a label value)")
         return value
 
+    @model_validator(mode="after")
+    def _service_account(self) -> TargetConfig:
+        if isinstance(self.identity, KubernetesIdentity) and not (self.namespace and self.service_account):
+            raise ValueError("namespace and service_account are required with identity source kubernetes")
+        return self
+
     @field_validator("expected_principal")
     @classmethod
     def _principal(cls, value: str | None) -> str | None:
@@ -294,7 +345,7 @@ def _render_loc(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif prev in ("identity", "base") and part in IDENTITY_SOURCES:
+        elif prev in ("identity", "base", "node_identity") and part in IDENTITY_SOURCES:
             pass  # pydantic puts the union's tag in the path; the user never wrote it
         elif part == "global_":
             out += ("." if out else "") + "global"

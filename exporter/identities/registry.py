@@ -6,6 +6,10 @@ from exporter.clients import configured_region, sts_endpoint_for, tls_verify
 from exporter.config import (
     AssumeRoleIdentity,
     DefaultIdentity,
+    GlobalSettings,
+    Identity,
+    KubernetesIdentity,
+    KubernetesSettings,
     ObjstoreConfigIdentity,
     StaticIdentity,
     WebIdentityIdentity,
@@ -13,13 +17,22 @@ from exporter.config import (
 from exporter.identities.assume_role import AssumeRoleSource
 from exporter.identities.base import IdentitySource
 from exporter.identities.default import DefaultSource
+from exporter.identities.kubernetes import KubernetesAPI, KubernetesSource
 from exporter.identities.objstore_config import ObjstoreConfigSource
 from exporter.identities.static import StaticSource
 from exporter.identities.sts_context import STSContext
 from exporter.identities.web_identity import WebIdentitySource
 from exporter.objstore import S3Config
 
-AnyIdentity = StaticIdentity | DefaultIdentity | ObjstoreConfigIdentity | AssumeRoleIdentity | WebIdentityIdentity
+_apis: dict[tuple[KubernetesSettings, float], KubernetesAPI] = {}
+
+
+def kubernetes_api(settings: KubernetesSettings, timeout: float) -> KubernetesAPI:
+    """One Kubernetes API client per process (per settings), shared by every target."""
+    key = (settings, timeout)
+    if key not in _apis:
+        _apis[key] = KubernetesAPI(settings, timeout)
+    return _apis[key]
 
 
 def sts_context(s3: S3Config, timeout: float, endpoint: str | None = None, region: str | None = None) -> STSContext:
@@ -27,7 +40,10 @@ def sts_context(s3: S3Config, timeout: float, endpoint: str | None = None, regio
     return STSContext(sts_endpoint_for(s3, endpoint, reg), reg, timeout, tls_verify(s3))
 
 
-def build_source(cfg: AnyIdentity, s3: S3Config, timeout: float) -> IdentitySource:
+def build_source(
+    cfg: Identity, s3: S3Config, settings: GlobalSettings, namespace: str = "", service_account: str = ""
+) -> IdentitySource:
+    timeout = settings.timeout
     if isinstance(cfg, StaticIdentity):
         return StaticSource(cfg)
     if isinstance(cfg, DefaultIdentity):
@@ -35,8 +51,14 @@ def build_source(cfg: AnyIdentity, s3: S3Config, timeout: float) -> IdentitySour
     if isinstance(cfg, ObjstoreConfigIdentity):
         return ObjstoreConfigSource(s3)
     if isinstance(cfg, AssumeRoleIdentity):
-        base = build_source(cfg.base, s3, timeout)
+        base = build_source(cfg.base, s3, settings)
         return AssumeRoleSource(cfg, base, sts_context(s3, timeout, cfg.sts_endpoint, cfg.sts_region))
     if isinstance(cfg, WebIdentityIdentity):
         return WebIdentitySource(cfg, sts_context(s3, timeout, cfg.sts_endpoint, cfg.sts_region))
+    if isinstance(cfg, KubernetesIdentity):
+        node = build_source(cfg.node_identity, s3, settings) if (
+            cfg.fallback == "node" or cfg.mode == "pod_identity") else None
+        return KubernetesSource(
+            cfg, namespace, service_account, kubernetes_api(settings.kubernetes, timeout), s3,
+            sts_context(s3, timeout, cfg.sts_endpoint, cfg.sts_region), node)
     raise TypeError(f"unknown identity config {type(cfg).__name__}")
