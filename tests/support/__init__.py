@@ -1,0 +1,1 @@
+"""Test support: loopback servers and scenario builders (real HTTP, no patched clients)."""
