@@ -150,6 +150,26 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
 
 
+_DIR_PREFIX = "ope-rgw-"
+_OWNER_FILE = "owner.pid"
+
+
+def _remove_stale_dirs(base: str | os.PathLike[str] | None) -> None:
+    """Remove cluster dirs left by runs that were SIGKILLed (their daemons died with them, via
+    PR_SET_PDEATHSIG, but nothing removed the directory). Only dirs whose recorded owner PID is gone."""
+    for path in Path(base or tempfile.gettempdir()).glob(f"{_DIR_PREFIX}*"):
+        try:
+            pid = int((path / _OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:
+            pass
+
+
 _LIVE: set[RGWCluster] = set()
 _LIVE_LOCK = threading.Lock()
 
@@ -234,6 +254,7 @@ class RGWCluster:
         missing = missing_binaries()
         if missing:
             raise RGWError(f"Ceph binaries not found on PATH: {', '.join(missing)}")
+        _remove_stale_dirs(self._base_dir)
         with _LIVE_LOCK:
             _LIVE.add(self)
         t0 = time.monotonic()
@@ -287,7 +308,8 @@ class RGWCluster:
         if retry and self.dir is not None:  # after a port collision: start from scratch
             shutil.rmtree(self.dir, ignore_errors=True)
             self._mark(t0, "retry (port in use)")
-        self.dir = d = Path(tempfile.mkdtemp(prefix="ope-rgw-", dir=self._base_dir))
+        self.dir = d = Path(tempfile.mkdtemp(prefix=_DIR_PREFIX, dir=self._base_dir))
+        (d / _OWNER_FILE).write_text(str(os.getpid()))
         for sub in ("log", "run", "mon", "osd", "rgw", "crash"):
             (d / sub).mkdir()
         self.mon_port = _free_port()
