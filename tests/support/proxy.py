@@ -23,6 +23,10 @@ class Seen:
     body: bytes
     started: float
     finished: float
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def header(self, name: str) -> str:
+        return next((v for k, v in self.headers if k.lower() == name.lower()), "")
 
 
 Fault = Callable[["Seen"], tuple[int, dict[str, str], bytes] | None]
@@ -54,7 +58,7 @@ class RecordingProxy:
                 parsed_path = urllib.parse.urlsplit(self.path)
                 seen_partial = Seen(self.command, urllib.parse.unquote(parsed_path.path),
                                     urllib.parse.parse_qs(parsed_path.query, keep_blank_values=True), body,
-                                    started, started)
+                                    started, started, tuple(self.headers.items()))
                 if proxy.hang.is_set():
                     proxy.release.wait(30)
                 if proxy.delay:
@@ -71,7 +75,7 @@ class RecordingProxy:
                     status, resp_headers, data = answer
                 with proxy._lock:
                     proxy.seen.append(Seen(seen_partial.method, seen_partial.path, seen_partial.query, body,
-                                           started, time.monotonic()))
+                                           started, time.monotonic(), seen_partial.headers))
                 self.send_response(status)
                 for k, v in resp_headers.items():
                     if k.lower() not in ("transfer-encoding", "connection", "content-length", "server", "date"):
