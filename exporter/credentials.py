@@ -20,7 +20,8 @@ class Credentials:
         return (self.expiry - (now or datetime.now(UTC))).total_seconds()
 
 
-_ASSUMED = re.compile(r"^(arn:[^:]+:sts::[0-9]*:assumed-role/[^/]+)/.+$")
+# `.../assumed-role/ROLE/SESSION`; Ceph RGW also keeps the role path: `.../assumed-role/PATH/ROLE/SESSION`
+_ASSUMED = re.compile(r"^(arn:[^:]+:sts::[0-9]*:assumed-role/.+)/[^/]+$")
 
 
 def principal_label(arn: str) -> str:
@@ -35,7 +36,7 @@ def principal_matches(arn: str, expected: str) -> bool:
     if actual == expected:
         return True
     exp = re.match(r"^arn:([^:]+):iam::([0-9]*):role/(?:.*/)?([^/]+)$", expected)
-    act = re.match(r"^arn:([^:]+):sts::([0-9]*):assumed-role/([^/]+)$", actual)
+    act = re.match(r"^arn:([^:]+):sts::([0-9]*):assumed-role/(?:.*/)?([^/]+)$", actual)
     if exp and act:
         return exp.group(1) == act.group(1) and exp.group(2) == act.group(2) and exp.group(3) == act.group(3)
     return False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from exporter.config import AssumeRoleIdentity
 from exporter.identities.base import IdentityError, IdentitySource, ResolvedIdentity
-from exporter.identities.sts import assume_error, credentials_from_sts
+from exporter.identities.sts import assume_error, assumed_arn, credentials_from_sts
 from exporter.identities.sts_context import STSContext
 
 
@@ -27,4 +27,4 @@ class AssumeRoleSource(IdentitySource):
             raise
         except Exception as exc:
             raise assume_error(exc, "AssumeRole") from None
-        return ResolvedIdentity(credentials_from_sts(answer), "assume_role")
+        return ResolvedIdentity(credentials_from_sts(answer), "assume_role", assumed_arn(answer))

@@ -11,10 +11,15 @@ from exporter.reasons import Reason
 
 @dataclass(frozen=True)
 class ResolvedIdentity:
-    """Credentials to probe with (None = anonymous, unsigned) and the `source` label value."""
+    """Credentials to probe with (None = anonymous, unsigned) and the `source` label value.
+
+    `principal_hint` is the ARN STS named when it issued the credentials; used when the server cannot
+    answer GetCallerIdentity (Ceph RGW does not implement it).
+    """
 
     credentials: Credentials | None
     source: str
+    principal_hint: str = ""
 
 
 class IdentityError(Exception):

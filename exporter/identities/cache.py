@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from botocore.exceptions import ClientError
+
 from exporter.credentials import Credentials, principal_label, principal_matches
 from exporter.identities.base import IdentityError, IdentitySource, ResolvedIdentity
 from exporter.identities.sts_context import STSContext
@@ -30,6 +32,16 @@ class IdentityStatus:
     probe_as: ResolvedIdentity | None
     refreshed: bool = False
     refresh_failure: Reason | None = None
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code") or exc.response.get("ResponseMetadata", {}).get(
+        "HTTPStatusCode"))
+
+
+def _not_implemented(exc: ClientError) -> bool:
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return status in (405, 501) or _code(exc) in ("NotImplemented", "InvalidAction", "MethodNotAllowed")
 
 
 def _now() -> datetime:
@@ -108,6 +120,13 @@ class CredentialCache:
         if self.resolve_principal:
             try:
                 principal = self._caller_arn(creds)
+            except ClientError as exc:
+                if not _not_implemented(exc):
+                    reason = failure.reason if failure else classify(exc)
+                    message = str(failure) if failure else f"GetCallerIdentity failed: {_code(exc)}"
+                    return IdentityStatus(False, reason, message, resolved.source, "", expiry, resolved, True)
+                # the server has no GetCallerIdentity (Ceph RGW): trust what STS said when it issued them
+                principal = principal_label(resolved.principal_hint)
             except Exception as exc:
                 reason = failure.reason if failure else classify(exc)
                 message = str(failure) if failure else f"GetCallerIdentity failed: {type(exc).__name__}"

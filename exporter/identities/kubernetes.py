@@ -182,4 +182,4 @@ class KubernetesSource(IdentitySource):
         c = answer["credentials"]
         return ResolvedIdentity(
             Credentials(c["accessKeyId"], c["secretAccessKey"], c.get("sessionToken"), c.get("expiration")),
-            "kubernetes_pod_identity")
+            "kubernetes_pod_identity", str((answer.get("assumedRoleUser") or {}).get("arn") or ""))

@@ -16,6 +16,10 @@ def credentials_from_sts(answer: dict[str, Any]) -> Credentials:
     return Credentials(c["AccessKeyId"], c["SecretAccessKey"], c.get("SessionToken"), c.get("Expiration"))
 
 
+def assumed_arn(answer: dict[str, Any]) -> str:
+    return str((answer.get("AssumedRoleUser") or {}).get("Arn") or "")
+
+
 def assume_error(exc: Exception, what: str) -> IdentityError:
     """Classify an AssumeRole* failure. RGW answers without a parsable code: fall back to the HTTP status."""
     if isinstance(exc, ClientError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from exporter.config import WebIdentityIdentity
 from exporter.identities.base import IdentityError, IdentitySource, ResolvedIdentity
-from exporter.identities.sts import assume_error, credentials_from_sts
+from exporter.identities.sts import assume_error, assumed_arn, credentials_from_sts
 from exporter.identities.sts_context import STSContext
 from exporter.reasons import Reason
 
@@ -22,7 +22,7 @@ def assume_role_with_web_identity(
         )
     except Exception as exc:
         raise assume_error(exc, "AssumeRoleWithWebIdentity") from None
-    return ResolvedIdentity(credentials_from_sts(answer), source)
+    return ResolvedIdentity(credentials_from_sts(answer), source, assumed_arn(answer))
 
 
 class WebIdentitySource(IdentitySource):
