@@ -33,12 +33,10 @@ def _objects_arn(bucket: str, prefix: str) -> str:
 def _bucket_statements(bucket: str, prefix: str, actions: set[str]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if "s3:ListBucket" in actions:
-        stmt: dict[str, Any] = {"Sid": "List", "Effect": "Allow", "Action": ["s3:ListBucket"],
-                                "Resource": f"arn:aws:s3:::{bucket}"}
-        if prefix.strip("/"):
-            p = prefix.strip("/")
-            stmt["Condition"] = {"StringLike": {"s3:prefix": [f"{p}/", f"{p}/*"]}}
-        out.append(stmt)
+        # Deliberately without an `s3:prefix` condition: HEAD/GET of a missing key carries no prefix, so a
+        # prefix-conditioned ListBucket turns Thanos's expected 404 into a 403 (a hard error in Exists).
+        out.append({"Sid": "List", "Effect": "Allow", "Action": ["s3:ListBucket"],
+                    "Resource": f"arn:aws:s3:::{bucket}"})
     if "s3:GetBucketLocation" in actions:
         out.append({"Sid": "Location", "Effect": "Allow", "Action": ["s3:GetBucketLocation"],
                     "Resource": f"arn:aws:s3:::{bucket}"})

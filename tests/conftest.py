@@ -11,6 +11,9 @@ import pytest
 from exporter.demo.emulator import Emulator, start_emulator
 from tests.support.env import ProbeEnv
 
+# One Ceph RGW cluster per session, shared by every directory (fixture `rgw`).
+pytest_plugins = ["tests.backends.pytest_rgw"]
+
 REQUIRE_REAL_SERVERS = os.environ.get("OPE_REQUIRE_REAL_SERVERS") == "1"
 
 

@@ -1,6 +1,2 @@
-"""The Ceph RGW tier: one throwaway cluster for the whole session (fixture ``rgw``, see
-``tests/backends/pytest_rgw.py``). Skipped without the Ceph binaries unless ``OPE_REQUIRE_REAL_SERVERS=1``."""
-
-from tests.backends.pytest_rgw import rgw
-
-__all__ = ["rgw"]
+"""The Ceph RGW tier: tests here use the session fixture ``rgw`` (``tests/backends/pytest_rgw.py``, loaded as a
+plugin by the root conftest). Skipped without the Ceph binaries unless ``OPE_REQUIRE_REAL_SERVERS=1``."""
