@@ -65,4 +65,5 @@ class ProbeScheduler:
         self.scheduler.start()
 
     def stop(self) -> None:
-        self.scheduler.shutdown(wait=False)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)

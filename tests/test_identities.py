@@ -124,7 +124,8 @@ def test_static_keys_from_env_and_file(env: ProbeEnv, tmp_path: object, monkeypa
     ak, sk = env.emu.create_user(f"store-{env.tag}", component_policy(Component.STORE, env.bucket))
     (tmp_path / "secret").write_text(sk + "\n")
     monkeypatch.setenv("STORE_AK", ak)  # type: ignore[attr-defined]
-    ident = {"source": "static", "access_key_id": {"env": "STORE_AK"}, "secret_access_key": {"file": str(tmp_path / "secret")}}
+    ident = {"source": "static", "access_key_id": {"env": "STORE_AK"},
+             "secret_access_key": {"file": str(tmp_path / "secret")}}
     StaticIdentity.model_validate(ident)
     [result] = run_once(env.config([{"name": "store", "component": "store", "bucket": "b", "identity": ident}]))
     assert result.healthy and result.identity.source == "static"
