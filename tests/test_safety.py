@@ -17,7 +17,7 @@ from exporter.profiles import Component, Operation
 from tests.support.env import PROBE_DIR, ProbeEnv
 from tests.support.proxy import RecordingProxy
 
-BLOCK = "01HZX5Q2W3E4R5T6Y7U8I9O0PA"
+BLOCK = "01HZX5Q2W3E4R5T6Y7V8J9K0PA"
 
 
 def _seed_thanos_blocks(env: ProbeEnv) -> dict[str, str]:
