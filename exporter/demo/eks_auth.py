@@ -236,12 +236,13 @@ class EksAuthEmulator:
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         """Serve one request; returns (status, JSON body, extra headers). ``headers`` have lower-case names."""
         path = urlsplit(raw_path).path
-        key = ""
+        claimed = _AUTH.match(headers.get("authorization", "").strip())
+        key = claimed.group("key") if claimed else ""  # recorded even when authentication fails
         try:
             match = _PATH.match(path)
             if method != "POST" or match is None:
                 raise _Error(404, "UnknownOperationException", f"no operation {method} {path}")
-            key = self._authenticate(method, raw_path, headers, body)
+            self._authenticate(method, raw_path, headers, body)
             status, payload = 200, self._assume(unquote(match.group(1)), body)
             error = ""
         except _Error as err:
@@ -251,7 +252,7 @@ class EksAuthEmulator:
             self._records.append(EksAuthRecord(method, path, key, status, error))
         return status, payload, ({"X-Amzn-ErrorType": error} if error else {})
 
-    def _authenticate(self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes) -> str:
+    def _authenticate(self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes) -> None:
         auth = _AUTH.match(headers.get("authorization", "").strip())
         if auth is None or "x-amz-date" not in headers:
             raise _Error(403, "MissingAuthenticationTokenException", "Missing Authentication Token")
@@ -272,7 +273,6 @@ class EksAuthEmulator:
         if self.authorized is not None and key not in self.authorized:
             raise _Error(400, "AccessDeniedException", f"caller {key} is not authorized to perform: "
                                                        "eks-auth:AssumeRoleForPodIdentity")
-        return key
 
     def _signature(
         self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes, key: str, secret: str,
