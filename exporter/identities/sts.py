@@ -25,7 +25,10 @@ def assume_error(exc: Exception, what: str) -> IdentityError:
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code") or "")
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        if code in ("InvalidClientTokenId", "SignatureDoesNotMatch", "IncompleteSignature"):
+        if code in ("InvalidClientTokenId", "SignatureDoesNotMatch", "IncompleteSignature",
+                    # the same failures from rest-json services such as EKS Auth (signed with the node's keys)
+                    "UnrecognizedClientException", "InvalidSignatureException",
+                    "MissingAuthenticationTokenException"):
             reason = Reason.INVALID_CREDENTIALS
         elif code in ("ExpiredToken",) and what == "AssumeRole":
             reason = Reason.EXPIRED_CREDENTIALS
