@@ -207,9 +207,11 @@ def test_rbac_is_namespaced_and_bound_only_to_the_exporter(rendering: tuple[str,
 
 def test_base_rbac_is_exactly_get_serviceaccount_and_create_token(rendering: tuple[str, list[Doc]]) -> None:
     name, docs = rendering
+    Grant = tuple[str, str, str, tuple[str, ...]]
     names = tuple(sorted(PROBED_SAS))
-    base = {("", "serviceaccounts", "get", names), ("", "serviceaccounts/token", "create", names)}
-    discovery = {("apps", r, v, ()) for r in ("deployments", "statefulsets") for v in ("get", "list", "watch")}
+    base: set[Grant] = {("", "serviceaccounts", "get", names), ("", "serviceaccounts/token", "create", names)}
+    discovery: set[Grant] = {
+        ("apps", r, v, ()) for r in ("deployments", "statefulsets") for v in ("get", "list", "watch")}
     discovery |= {("", "secrets", "get", ("thanos-objectstorage",))}
     assert _grants(docs) == (base | discovery if name == "discovery" else base)
 
