@@ -9,7 +9,8 @@
 
 The IAM examples are for bucket `thanos`, prefix `cluster-a` and the default probe dir. For your own bucket:
 
-    .venv/bin/python deploy/generate.py --iam-out DIR --bucket BUCKET --prefix PREFIX [--cluster-arn ARN]
+    .venv/bin/python deploy/generate.py --iam-out DIR --bucket BUCKET --prefix PREFIX [--cluster-arn ARN] \
+        [--bucket-location]
 """
 
 from __future__ import annotations
@@ -132,12 +133,17 @@ def exporter_policy(bucket: str, prefix: str, probe_dir: str, cluster_arn: str) 
     return policy
 
 
-def render_iam(bucket: str = EXAMPLE_BUCKET, prefix: str = EXAMPLE_PREFIX,
-               cluster_arn: str = EXAMPLE_CLUSTER_ARN) -> dict[str, str]:
-    """File name -> policy JSON."""
+def render_iam(bucket: str = EXAMPLE_BUCKET, prefix: str = EXAMPLE_PREFIX, cluster_arn: str = EXAMPLE_CLUSTER_ARN,
+               bucket_location: bool = False) -> dict[str, str]:
+    """File name -> policy JSON.
+
+    Component policies leave out s3:GetBucketLocation unless asked: Thanos (minio-go) calls it only when the
+    objstore config has no `region` and the endpoint names none, and falls back to us-east-1 without it.
+    """
     probe_dir = GlobalSettings().probe_dir
     policies: dict[str, dict[str, Any]] = {
-        f"{c.value}.json": component_policy(c, bucket, prefix) for c in IAM_COMPONENTS
+        f"{c.value}.json": component_policy(c, bucket, prefix, bucket_location=bucket_location)
+        for c in IAM_COMPONENTS
     }
     policies["janitor.json"] = janitor_policy(bucket, prefix, probe_dir)
     policies["exporter.json"] = exporter_policy(bucket, prefix, probe_dir, cluster_arn)
@@ -170,14 +176,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bucket", default=None, help=f"with --iam-out (default {EXAMPLE_BUCKET})")
     parser.add_argument("--prefix", default=None, help=f"objstore prefix, with --iam-out (default {EXAMPLE_PREFIX})")
     parser.add_argument("--cluster-arn", default=None, help="EKS cluster ARN for exporter.json, with --iam-out")
+    parser.add_argument("--bucket-location", action="store_true",
+                        help="with --iam-out: grant s3:GetBucketLocation (objstore configs without a region)")
     args = parser.parse_args(argv)
 
     if args.iam_out is not None:
         policies = render_iam(args.bucket or EXAMPLE_BUCKET, EXAMPLE_PREFIX if args.prefix is None else args.prefix,
-                              args.cluster_arn or EXAMPLE_CLUSTER_ARN)
+                              args.cluster_arn or EXAMPLE_CLUSTER_ARN, args.bucket_location)
         files = {args.iam_out / name: text for name, text in policies.items()}
-    elif args.bucket is not None or args.prefix is not None or args.cluster_arn is not None:
-        parser.error("--bucket, --prefix and --cluster-arn need --iam-out (deploy/iam holds the committed examples)")
+    elif args.bucket is not None or args.prefix is not None or args.cluster_arn is not None or args.bucket_location:
+        parser.error("--bucket, --prefix, --cluster-arn and --bucket-location need --iam-out "
+                     "(deploy/iam holds the committed examples)")
     else:
         files = outputs()
     if args.check:

@@ -59,6 +59,8 @@ def test_component_policies_follow_the_profiles() -> None:
         assert ("s3:AbortMultipartUpload" in actions) == (component in writers)
         assert ("s3:DeleteObject" in actions) == (component == "compactor")
         assert _resources(_policy(f"{component}.json"), "s3:GetObject") == {f"arn:aws:s3:::{BUCKET}/{PREFIX}/*"}
+        # Least privilege: GetBucketLocation only on request (configs without a region).
+        assert "s3:GetBucketLocation" not in actions
 
 
 def test_janitor_is_confined_to_the_probe_dir() -> None:
@@ -84,3 +86,5 @@ def test_generator_writes_policies_for_another_bucket(generator: ModuleType, tmp
     assert _resources(store, "s3:GetObject") == {"arn:aws:s3:::metrics/*"}
     assert generator.main(["--iam-out", str(tmp_path), "--bucket", "metrics", "--prefix", "", "--check"]) == 0
     assert generator.main(["--iam-out", str(tmp_path), "--bucket", "other", "--check"]) == 1
+    assert generator.main(["--iam-out", str(tmp_path), "--bucket", "metrics", "--prefix", "", "--bucket-location"]) == 0
+    assert "s3:GetBucketLocation" in _actions(json.loads((tmp_path / "store.json").read_text()))
