@@ -3,6 +3,7 @@ and the /metrics output is valid for promtool."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 import time
@@ -59,7 +60,7 @@ def test_runs_of_one_target_never_overlap(env: ProbeEnv) -> None:
     for slug, cycles in spans.items():
         ordered = sorted(cycles.values())
         assert len(ordered) >= 2, f"{slug}: expected several cycles, got {len(ordered)}"
-        for earlier, later in zip(ordered, ordered[1:], strict=False):
+        for earlier, later in itertools.pairwise(ordered):
             assert later[0] >= earlier[1], f"{slug}: cycles overlap {earlier} {later}"
     assert max(len(c) for c in spans.values()) <= 4, "a 1s interval with ~2s cycles cannot fit more"
 
