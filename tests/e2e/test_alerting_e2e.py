@@ -20,7 +20,6 @@ import copy
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -46,12 +45,16 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.Stack]:
     with stack.alerting_stack(workdir, exporter=True, probe_interval=f"{PROBE_INTERVAL:g}s") as s:
         assert s.prometheus is not None
         prom = s.prometheus
+        processes = list(s.processes)
+        assert [p.name for p in processes] == ["alertmanager", "exporter", "prometheus"]
         try:
             stack.wait_for(lambda: prom.query(f'up{{job="{stack.JOB}"}} == 1'), 30, what="first scrape")
             yield s
         except BaseException:
             print(s.logs())
             raise
+    # closing the stack stopped every process it started, by PID
+    assert not [p.name for p in processes if p.alive()]
 
 
 class NodePolicy:
@@ -200,13 +203,3 @@ def test_every_rule_and_dashboard_expression_runs(running: stack.Stack) -> None:
     # it that way whatever the other test does to the node policy)
     identity = next(e for e in promql.rule_exprs() if e.where.endswith("ObjstorePermissionIdentityFailing"))
     assert [r["metric"]["target"] for r in prom.query(identity.expr)] == [_compactor_target(running)]
-
-
-def test_processes_are_stopped_by_pid(tmp_path: Path) -> None:
-    """The module fixture's processes are checked by its teardown; here a stack is opened and closed directly."""
-    require_binary("prometheus")
-    require_binary("prometheus-alertmanager")
-    with stack.alerting_stack(tmp_path, exporter=True, probe_interval="2s") as s:
-        procs = list(s.processes)
-        assert len(procs) == 3 and all(p.alive() for p in procs)
-    assert not any(p.alive() for p in procs)
