@@ -6,9 +6,8 @@ provider's client IDs, and the role's trust conditions `<issuer host:port>:sub` 
 (local-backends.md §C). The exporter is configured as in production (`global.kubernetes.kubeconfig`,
 `identity: {source: kubernetes}`) and runs `exporter.app.run_once`.
 
-RGW 16 has no sts:GetCallerIdentity (HTTP 405), so these configs set `resolve_principal: false` and the
-principal label stays empty; the principal and `identity_mismatch` are asserted on the moto tier
-(tests/identities/test_kubernetes_identity.py).
+RGW 16 has no sts:GetCallerIdentity (HTTP 405): the principal is then the ARN STS named when it issued the
+credentials (AssumedRoleUser), and stays empty for static keys (the node fallback here).
 """
 
 from __future__ import annotations
@@ -90,7 +89,7 @@ class KubeOnRGW:
     def config(self, targets: list[dict[str, Any]]) -> Config:
         return parse_config({
             "global": {"interval": "60s", "timeout": "5s", "jitter": "0s", "probe_dir": PROBE_DIR,
-                       "resolve_principal": False, "janitor": {"identity": _static(self.janitor)},
+                       "janitor": {"identity": _static(self.janitor)},
                        "kubernetes": {"kubeconfig": str(self.kubeconfig)}},
             "buckets": {"b": {"objstore": {"type": "S3", "config": {
                 "bucket": self.bucket, "endpoint": self.rgw.endpoint, "insecure": True, "region": "us-east-1"}}}},
@@ -131,11 +130,17 @@ def _by_target(results: list[CycleResult]) -> dict[str, CycleResult]:
     return {r.target: r for r in results}
 
 
+def _session(role_arn: str) -> str:
+    """`arn:aws:iam:::role/x` → `arn:aws:sts:::assumed-role/x` (RGW ARNs carry no account id)."""
+    return role_arn.replace(":iam:", ":sts:").replace(":role/", ":assumed-role/")
+
+
 def test_irsa_every_component_passes_with_real_token_validation(k8s: KubeOnRGW, ns: str) -> None:
-    targets = []
+    targets, roles = [], {}
     for component, sa in COMPONENTS:
-        k8s.kube.add_service_account(ns, sa, annotations={ROLE_ANNOTATION: k8s.irsa_role(component, ns, sa)})
-        targets.append(kube_target(f"{ns}/{sa}", component.value, ns, sa))
+        roles[sa] = k8s.irsa_role(component, ns, sa)
+        k8s.kube.add_service_account(ns, sa, annotations={ROLE_ANNOTATION: roles[sa]})
+        targets.append({**kube_target(f"{ns}/{sa}", component.value, ns, sa), "expected_principal": roles[sa]})
     config = k8s.config(targets)
 
     results = _by_target(run_once(config))
@@ -151,7 +156,7 @@ def test_irsa_every_component_passes_with_real_token_validation(k8s: KubeOnRGW, 
         assert {o: r.reason for o, r in ops(result).items() if not r.required and r.success} == {}, explain(result)
         assert series(metrics, "objstore_permission_identity_info", target=f"{ns}/{sa}") == [
             ({"target": f"{ns}/{sa}", "component": component.value, "source": "kubernetes_irsa",
-              "principal": ""}, 1.0)]
+              "principal": _session(roles[sa])}, 1.0)]
         assert token_requests(k8s.kube, ns, sa) == [201]
     store = ops(results[f"{ns}/thanos-store"])
     assert store[Operation.UPLOAD].reason is Reason.ACCESS_DENIED  # excess check, denied by the store role
@@ -174,6 +179,7 @@ def test_incident_compactor_without_role_annotation_runs_as_the_node_role(k8s: K
     assert store.healthy and store.identity.source == "kubernetes_irsa", explain(store)
     assert compactor.identity.reason is Reason.NO_ROLE_ANNOTATION, explain(compactor)
     assert compactor.identity.source == "node_fallback"
+    assert compactor.identity.principal == ""  # static keys, and RGW has no GetCallerIdentity to name them
     assert failed(compactor) == {Operation.DELETE: "access_denied"}, explain(compactor)
     assert token_requests(k8s.kube, ns, "thanos-compact") == []
     metrics = scrape(config, results.values())
@@ -246,4 +252,18 @@ def test_pod_identity_with_rgw_as_the_backing_sts(k8s: KubeOnRGW, ns: str) -> No
         [result] = run_once(k8s.config([kube_target("c", "compactor", ns, "thanos-compact", **identity)]))
         assert [(r.status, r.error) for r in eks.requests] == [(200, "")]
     assert result.identity.ok and result.identity.source == "kubernetes_pod_identity", explain(result)
+    assert result.identity.principal == _session(role)  # from the answer's assumedRoleUser
     assert result.healthy, explain(result)  # delete passes: the pod identity role, not the node's
+
+
+def test_identity_mismatch_when_the_annotation_names_another_role(k8s: KubeOnRGW, ns: str) -> None:
+    """The compactor's SA carries a role whose trust admits it, but it is not the role the target expects."""
+    expected = k8s.irsa_role(Component.COMPACTOR, ns, "thanos-compact")
+    wrong = k8s.irsa_role(Component.STORE, ns, "thanos-compact")  # store permissions, trusting the compactor SA
+    k8s.kube.add_service_account(ns, "thanos-compact", annotations={ROLE_ANNOTATION: wrong})
+    target = {**kube_target("c", "compactor", ns, "thanos-compact"), "expected_principal": expected}
+    [result] = run_once(k8s.config([target]))
+    assert result.identity.reason is Reason.IDENTITY_MISMATCH, explain(result)
+    assert result.identity.principal == _session(wrong)
+    assert {Operation.UPLOAD: "access_denied", Operation.UPLOAD_MULTIPART: "access_denied",
+            Operation.DELETE: "access_denied"}.items() <= failed(result).items(), explain(result)
