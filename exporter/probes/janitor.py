@@ -39,6 +39,7 @@ class Janitor:
         self._canary_checked = 0.0
         self._swept = 0.0
         self._region = configured_region(s3)
+        self._cached: tuple[object, ProbeBucket] | None = None
 
     def _bucket(self) -> ProbeBucket | None:
         status = self.identity.current()
@@ -46,6 +47,8 @@ class Janitor:
             log.warning("janitor has no credentials: %s", status.message)
             return None
         creds = status.probe_as.credentials
+        if self._cached is not None and self._cached[0] is creds:
+            return self._cached[1]
         if not self._region:
             # same rule as minio-go: look the region up, fall back to us-east-1
             lookup = ProbeBucket(s3_client(self.s3, creds, "us-east-1", self.timeout), self.s3, self.keyspace)
@@ -53,7 +56,9 @@ class Janitor:
                 self._region = lookup.bucket_location()
             except Exception:
                 self._region = "us-east-1"
-        return ProbeBucket(s3_client(self.s3, creds, self._region, self.timeout), self.s3, self.keyspace)
+        bucket = ProbeBucket(s3_client(self.s3, creds, self._region, self.timeout), self.s3, self.keyspace)
+        self._cached = (creds, bucket)  # one client per janitor until its credentials change
+        return bucket
 
     def ensure_canary(self) -> str | None:
         """Make sure the canary exists with the right content (at most once per TTL). Returns a problem or None."""
