@@ -145,8 +145,12 @@ class KubernetesSource(IdentitySource):
         return int(self.cfg.token_expiration)
 
     def _irsa_sts(self, annotations: dict[str, str]) -> STSContext:
-        """Like the EKS pod identity webhook: regional STS when annotated so, else the global endpoint (AWS)."""
-        if self.cfg.sts_endpoint or not is_aws_endpoint(self.s3.endpoint):
+        """Like the EKS pod identity webhook: regional STS when annotated so, else the global endpoint (AWS).
+
+        An STS endpoint in the identity config or in the Thanos objstore config (`sts_endpoint`, which
+        minio-go uses for the web identity exchange) wins, as it does in the component's pods.
+        """
+        if self.cfg.sts_endpoint or self.s3.sts_endpoint or not is_aws_endpoint(self.s3.endpoint):
             return self.sts
         region = self.cfg.sts_region or configured_region(self.s3)
         if annotations.get(REGIONAL_STS_ANNOTATION, "").lower() == "true" and region:
