@@ -278,6 +278,46 @@ class ProfileOverride(_Model):
     remove: list[Operation] = Field(default_factory=list)
 
 
+class KubernetesDiscovery(_Model):
+    """Find Thanos workloads in these namespaces and probe each one as its own ServiceAccount (off by default).
+
+    Deployments and StatefulSets are recognised by kube-thanos and Bitnami labels and by the Thanos subcommand in
+    their container args (a Prometheus pod's `thanos-sidecar` included); the bucket is the objstore config their
+    `--objstore.config-file` / `--objstore.config` flag points at, read from its Secret. See docs/discovery.md.
+    """
+
+    enabled: bool = False
+    namespaces: list[str] = Field(default_factory=list)
+    refresh_interval: Duration = 300.0
+    identity: KubernetesIdentity = KubernetesIdentity()
+    profiles: dict[Component, ProfileOverride] = Field(default_factory=dict)
+
+    @field_validator("namespaces")
+    @classmethod
+    def _namespaces(cls, value: list[str]) -> list[str]:
+        for ns in value:
+            if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", ns):
+                raise ValueError(f"not a namespace name: {ns!r}")
+        return list(dict.fromkeys(value))
+
+    @field_validator("refresh_interval")
+    @classmethod
+    def _refresh(cls, value: float) -> float:
+        if value < 10:
+            raise ValueError("must be at least 10s")
+        return value
+
+    @model_validator(mode="after")
+    def _enabled_needs_namespaces(self) -> KubernetesDiscovery:
+        if self.enabled and not self.namespaces:
+            raise ValueError("namespaces: list at least one namespace when discovery is enabled")
+        return self
+
+
+class DiscoverySettings(_Model):
+    kubernetes: KubernetesDiscovery = KubernetesDiscovery()
+
+
 class TargetConfig(_Model):
     """One component identity probing one bucket."""
 
@@ -313,13 +353,16 @@ class TargetConfig(_Model):
 
 class Config(_Model):
     global_: GlobalSettings = Field(default_factory=GlobalSettings, alias="global")
-    buckets: dict[str, BucketRef]
-    targets: list[TargetConfig] = Field(min_length=1)
+    buckets: dict[str, BucketRef] = Field(default_factory=dict)
+    targets: list[TargetConfig] = Field(default_factory=list)
+    discovery: DiscoverySettings = DiscoverySettings()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     @model_validator(mode="after")
     def _references(self) -> Config:
+        if not self.targets and not self.discovery.kubernetes.enabled:
+            raise ValueError("targets: list at least one target, or enable discovery.kubernetes")
         seen: set[str] = set()
         for i, target in enumerate(self.targets):
             if target.name in seen:
