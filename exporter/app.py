@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
 from exporter.config import Config
+from exporter.discovery import Discoverer, KubernetesClusterReader
 from exporter.identities.cache import CredentialCache
 from exporter.identities.registry import build_source, sts_context
 from exporter.metrics import ProbeCollector
@@ -26,9 +27,12 @@ from exporter.web import WebServer
 log = logging.getLogger(__name__)
 
 
-def build_probers(config: Config, targets: list[Target]) -> list[TargetProber]:
+def build_probers(
+    config: Config, targets: list[Target], janitors: dict[tuple[str, str, str], Janitor] | None = None
+) -> list[TargetProber]:
+    """One prober per target; targets on the same bucket location share a janitor (`janitors`, if given)."""
     settings = config.global_
-    janitors: dict[tuple[str, str, str], Janitor] = {}
+    janitors = {} if janitors is None else janitors
     probers = []
     for target in targets:
         keyspace = Keyspace(target.prefix, settings.probe_dir)
@@ -64,15 +68,81 @@ def run_once(config: Config) -> list[CycleResult]:
     return [r for r in results if r is not None]
 
 
+class DiscoveryRefresher:
+    """Re-discovers targets every `refresh_interval` and swaps the running prober set; never raises.
+
+    Targets are the configured ones plus the discovered ones (a configured name wins). Unchanged targets keep
+    their prober (cached credentials, pending leaks); removed targets leave the result store, so their series
+    disappear from /metrics.
+    """
+
+    def __init__(self, config: Config, discoverer: Discoverer, store: ResultStore, scheduler: ProbeScheduler,
+                 janitors: dict[tuple[str, str, str], Janitor]) -> None:
+        self.config = config
+        self.discoverer = discoverer
+        self.store = store
+        self.scheduler = scheduler
+        self.janitors = janitors
+        self.interval = config.discovery.kubernetes.refresh_interval
+        self.refreshed = threading.Event()  # set after the first refresh, successful or not
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="discovery", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.refresh()
+            self._stop.wait(self.interval)
+
+    def refresh(self) -> None:
+        try:
+            static = build_targets(self.config)
+            found = self.discoverer.discover(taken={t.name for t in static})
+            self.apply(static + found)
+        except Exception:
+            log.exception("discovery refresh failed; keeping the current targets")
+        finally:
+            self.refreshed.set()
+
+    def apply(self, targets: list[Target]) -> None:
+        with self._lock:
+            if self._stop.is_set():
+                return
+            current = {p.target.name: p for p in self.scheduler.probers}
+            unchanged = {t.name for t in targets if t.name in current and current[t.name].target == t}
+            built = {p.target.name: p for p in build_probers(
+                self.config, [t for t in targets if t.name not in unchanged], self.janitors)}
+            probers = [current[t.name] if t.name in unchanged else built[t.name] for t in targets]
+            self.store.set_targets(targets)
+            self.scheduler.replace_probers(probers)
+            added = sorted(set(built) - set(current))
+            changed = sorted(set(built) & set(current))
+            removed = sorted(set(current) - {t.name for t in targets})
+            if added or changed or removed:
+                log.info("discovery: targets=%d added=%s changed=%s removed=%s", len(targets),
+                         ",".join(added) or "-", ",".join(changed) or "-", ",".join(removed) or "-")
+
+
 @dataclass
 class Exporter:
-    """A running exporter: scheduler + HTTP server over one result store."""
+    """A running exporter: scheduler + HTTP server over one result store (+ discovery, when enabled)."""
 
     store: ResultStore
     scheduler: ProbeScheduler
     web: WebServer
+    discovery: DiscoveryRefresher | None = None
 
     def stop(self) -> None:
+        if self.discovery is not None:
+            self.discovery.stop()
         self.scheduler.stop()
         self.web.stop()
 
@@ -95,19 +165,35 @@ def start_exporter(config: Config, listen_address: str) -> Exporter:
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
     registry.register(ProbeCollector(store))
-    web = WebServer(listen_address, registry, ready=lambda: store.first_cycle_done)
 
     def on_result(result: CycleResult) -> None:
         store.record(result)
         log_result(result)
 
     settings = config.global_
-    scheduler = ProbeScheduler(build_probers(config, targets), on_result, settings.interval, settings.jitter,
-                               settings.concurrency)
+    janitors: dict[tuple[str, str, str], Janitor] = {}
+    scheduler = ProbeScheduler(build_probers(config, targets, janitors), on_result, settings.interval,
+                               settings.jitter, settings.concurrency)
+    refresher: DiscoveryRefresher | None = None
+    if config.discovery.kubernetes.enabled:
+        reader = KubernetesClusterReader(settings.kubernetes, settings.timeout)
+        refresher = DiscoveryRefresher(config, Discoverer(config.discovery.kubernetes, reader), store, scheduler,
+                                       janitors)
+
+    def ready() -> bool:
+        """After the first probe cycle of every target (and, with discovery, after the first discovery)."""
+        if refresher is None:
+            return store.first_cycle_done
+        return refresher.refreshed.is_set() and (store.first_cycle_done or not store.snapshot().targets)
+
+    web = WebServer(listen_address, registry, ready=ready)
     web.start()
     scheduler.start()
-    log.info("listening address=%s targets=%d interval=%ss", listen_address, len(targets), settings.interval)
-    return Exporter(store, scheduler, web)
+    if refresher is not None:
+        refresher.start()
+    log.info("listening address=%s targets=%d interval=%ss discovery=%s", listen_address, len(targets),
+             settings.interval, "on" if refresher is not None else "off")
+    return Exporter(store, scheduler, web, refresher)
 
 
 def serve_forever(exporter: Exporter) -> None:

@@ -7,12 +7,14 @@ in the same second.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -50,19 +52,44 @@ class ProbeScheduler:
         if result is not None:
             self.on_result(result)
 
+    def _add(self, prober: TargetProber, now: datetime) -> None:
+        first = now + timedelta(seconds=random.uniform(0, self.jitter))
+        self.scheduler.add_job(
+            self._run,
+            IntervalTrigger(seconds=self.interval, jitter=self.jitter or None),
+            args=[prober],
+            id=prober.target.name,
+            name=prober.target.name,
+            next_run_time=first,
+            replace_existing=True,
+        )
+
     def start(self) -> None:
         now = datetime.now().astimezone()
         for prober in self.probers:
-            first = now + timedelta(seconds=random.uniform(0, self.jitter))
-            self.scheduler.add_job(
-                self._run,
-                IntervalTrigger(seconds=self.interval, jitter=self.jitter or None),
-                args=[prober],
-                id=prober.target.name,
-                name=prober.target.name,
-                next_run_time=first,
-            )
+            self._add(prober, now)
         self.scheduler.start()
+
+    def replace_probers(self, probers: list[TargetProber]) -> None:
+        """Switch to a new prober set (discovery): unchanged probers keep their job, others are (re)scheduled.
+
+        A prober counts as unchanged when it is the same object, so its cached credentials and pending leaks
+        carry over; a removed target's job is removed (a cycle already running finishes, its result is dropped
+        by the result store).
+        """
+        old = {p.target.name: p for p in self.probers}
+        new = {p.target.name: p for p in probers}
+        self.probers = list(probers)
+        if not self.scheduler.running:
+            return
+        for name, prober in old.items():
+            if new.get(name) is not prober:
+                with contextlib.suppress(JobLookupError):
+                    self.scheduler.remove_job(name)
+        now = datetime.now().astimezone()
+        for name, prober in new.items():
+            if old.get(name) is not prober:
+                self._add(prober, now)
 
     def stop(self) -> None:
         if self.scheduler.running:
