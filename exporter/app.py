@@ -8,10 +8,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector, generate_latest
 
 from exporter.config import Config
 from exporter.discovery import Discoverer, KubernetesClusterReader
+from exporter.exposition import render
 from exporter.identities.cache import CredentialCache
 from exporter.identities.registry import build_source, sts_context
 from exporter.metrics import ProbeCollector
@@ -160,11 +161,11 @@ def start_exporter(config: Config, listen_address: str) -> Exporter:
     targets = build_targets(config)
     store = ResultStore(config.global_.interval)
     store.set_targets(targets)
-    registry = CollectorRegistry(auto_describe=False)
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
-    GCCollector(registry=registry)
-    registry.register(ProbeCollector(store))
+    runtime = CollectorRegistry(auto_describe=False)
+    ProcessCollector(registry=runtime)
+    PlatformCollector(registry=runtime)
+    GCCollector(registry=runtime)
+    probes = ProbeCollector(store)
 
     def on_result(result: CycleResult) -> None:
         store.record(result)
@@ -186,7 +187,7 @@ def start_exporter(config: Config, listen_address: str) -> Exporter:
             return store.first_cycle_done
         return refresher.refreshed.is_set() and (store.first_cycle_done or not store.snapshot().targets)
 
-    web = WebServer(listen_address, registry, ready=ready)
+    web = WebServer(listen_address, lambda: render([probes]) + generate_latest(runtime), ready=ready)
     web.start()
     scheduler.start()
     if refresher is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import socket
 import threading
 from collections.abc import Callable, Iterable
@@ -9,7 +10,7 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, make_wsgi_app
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 LANDING = b"""<html><head><title>objstore-permission-exporter</title></head><body>
 <h1>objstore-permission-exporter</h1><p><a href="/metrics">Metrics</a> &middot;
@@ -30,13 +31,19 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def make_app(registry: CollectorRegistry, ready: Callable[[], bool]) -> Callable[..., Iterable[bytes]]:
-    metrics = make_wsgi_app(registry)
+def make_app(metrics: Callable[[], bytes], ready: Callable[[], bool]) -> Callable[..., Iterable[bytes]]:
+    """`metrics` renders the exposition from cached results; it must never do I/O to S3, STS or Kubernetes."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         if path == "/metrics":
-            return metrics(environ, start_response)  # type: ignore[no-any-return]
+            body = metrics()
+            headers = [("Content-Type", CONTENT_TYPE)]
+            if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
+                body = gzip.compress(body, compresslevel=1)
+                headers.append(("Content-Encoding", "gzip"))
+            start_response("200 OK", [*headers, ("Content-Length", str(len(body)))])
+            return [body]
         if path == "/-/healthy":
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [b"Healthy.\n"]
@@ -65,10 +72,10 @@ def parse_listen_address(address: str) -> tuple[str, int]:
 
 
 class WebServer:
-    def __init__(self, address: str, registry: CollectorRegistry, ready: Callable[[], bool]) -> None:
+    def __init__(self, address: str, metrics: Callable[[], bytes], ready: Callable[[], bool]) -> None:
         host, port = parse_listen_address(address)
         server = _Server6 if ":" in host else _Server
-        self.httpd = make_server(host, port, make_app(registry, ready), server, handler_class=_QuietHandler)
+        self.httpd = make_server(host, port, make_app(metrics, ready), server, handler_class=_QuietHandler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="http", daemon=True)
 
     @property
