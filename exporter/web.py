@@ -26,6 +26,14 @@ class _Server6(_Server):
     address_family = socket.AF_INET6
 
 
+class _DualStack(_Server6):
+    """`:port` listens on every IPv4 and IPv6 address (IPv6-only clusters reach it too)."""
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -63,19 +71,25 @@ def make_app(metrics: Callable[[], bytes], ready: Callable[[], bool]) -> Callabl
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:
-    """`:9832`, `0.0.0.0:9832`, `127.0.0.1:0` or `[::1]:9832`."""
+    """`:9832` (all addresses, IPv4 and IPv6), `0.0.0.0:9832`, `127.0.0.1:0` or `[::1]:9832`."""
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit():
         raise ValueError(f"invalid listen address {address!r}: expected [host]:port")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port)
+    return host.strip("[]"), int(port)
 
 
 class WebServer:
     def __init__(self, address: str, metrics: Callable[[], bytes], ready: Callable[[], bool]) -> None:
         host, port = parse_listen_address(address)
-        server = _Server6 if ":" in host else _Server
-        self.httpd = make_server(host, port, make_app(metrics, ready), server, handler_class=_QuietHandler)
+        app = make_app(metrics, ready)
+        if host:
+            server = _Server6 if ":" in host else _Server
+            self.httpd = make_server(host, port, app, server, handler_class=_QuietHandler)
+        else:
+            try:
+                self.httpd = make_server("::", port, app, _DualStack, handler_class=_QuietHandler)
+            except OSError:  # no IPv6 on this host
+                self.httpd = make_server("0.0.0.0", port, app, _Server, handler_class=_QuietHandler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="http", daemon=True)
 
     @property

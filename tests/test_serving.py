@@ -122,3 +122,18 @@ def test_other_paths(env: ProbeEnv, path: str) -> None:
     finally:
         exporter.stop()
     assert status == (200 if path == "/" else 404)
+
+
+def test_unspecified_host_listens_on_ipv4_and_ipv6() -> None:
+    import socket
+
+    from exporter.web import WebServer
+
+    web = WebServer(":0", lambda: b"x 1\n", lambda: True)
+    web.start()
+    try:
+        assert _get(f"http://127.0.0.1:{web.port}/metrics") == (200, "x 1\n")
+        if socket.has_ipv6 and web.httpd.address_family == socket.AF_INET6:
+            assert _get(f"http://[::1]:{web.port}/-/ready")[0] == 200
+    finally:
+        web.stop()
