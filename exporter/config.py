@@ -93,7 +93,23 @@ class StaticIdentity(_Model):
     session_token: SecretRef | None = None
 
 
-BaseIdentity = Annotated[StaticIdentity | DefaultIdentity | ObjstoreConfigIdentity, Field(discriminator="source")]
+class InstanceMetadataIdentity(_Model):
+    """The node's role from EC2 instance metadata (IMDSv2) only: what a pod without IRSA really runs as.
+
+    Use it as `node_identity` when the exporter itself has IRSA or Pod Identity credentials, which the
+    `default` chain would pick first.
+    """
+
+    source: Literal["instance_metadata"] = "instance_metadata"
+    endpoint: str | None = None
+    timeout: Duration = 2.0
+    attempts: int = Field(2, ge=1, le=5)
+
+
+BaseIdentity = Annotated[
+    StaticIdentity | DefaultIdentity | ObjstoreConfigIdentity | InstanceMetadataIdentity,
+    Field(discriminator="source"),
+]
 
 
 class _STSSettings(_Model):
@@ -170,11 +186,12 @@ class KubernetesIdentity(_Model):
 
 
 Identity = Annotated[
-    StaticIdentity | DefaultIdentity | ObjstoreConfigIdentity | AssumeRoleIdentity | WebIdentityIdentity
-    | KubernetesIdentity,
+    StaticIdentity | DefaultIdentity | ObjstoreConfigIdentity | InstanceMetadataIdentity | AssumeRoleIdentity
+    | WebIdentityIdentity | KubernetesIdentity,
     Field(discriminator="source"),
 ]
-IDENTITY_SOURCES = ("static", "default", "objstore_config", "assume_role", "web_identity", "kubernetes")
+IDENTITY_SOURCES = ("static", "default", "objstore_config", "instance_metadata", "assume_role", "web_identity",
+                    "kubernetes")
 
 
 class JanitorSettings(_Model):

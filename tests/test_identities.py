@@ -155,3 +155,29 @@ def test_identity_is_resolved_once_per_target_even_under_concurrency(env: ProbeE
         for t in threads:
             t.join()
         assert _assume_role_calls(proxy) == 1
+
+
+def test_instance_metadata_identity_is_the_node_role(env: ProbeEnv) -> None:
+    from exporter.policies import policy_for_operations
+    from exporter.profiles import PROFILES, Operation
+    from tests.support.imds import IMDS
+
+    node_arn = env.role("node", policy_for_operations(
+        env.bucket, "", PROFILES[Component.COMPACTOR] - {Operation.DELETE} | {Operation.BUCKET_LOCATION}))
+    sts = env.emu.client("sts", *env.exporter_keys)
+    creds = sts.assume_role(RoleArn=node_arn, RoleSessionName="i-0123456789")["Credentials"]
+    with IMDS("node-role", creds) as imds:
+        target = {"name": "compact", "component": "compactor", "bucket": "b",
+                  "identity": {"source": "instance_metadata", "endpoint": imds.url, "timeout": "1s"}}
+        [result] = run_once(env.config([target]))
+    assert result.identity.ok and result.identity.source == "instance_metadata"
+    assert result.identity.principal.endswith(f"assumed-role/node-{env.tag}")
+    assert [o.operation for o in result.required_failures()] == [Operation.DELETE]
+
+
+def test_instance_metadata_unreachable(env: ProbeEnv) -> None:
+    target = {"name": "compact", "component": "compactor", "bucket": "b",
+              "identity": {"source": "instance_metadata", "endpoint": "http://127.0.0.1:9", "timeout": "1s",
+                           "attempts": 1}}
+    [result] = run_once(env.config([target]))
+    assert not result.identity.ok and result.identity.reason is Reason.CONNECTION_ERROR
