@@ -61,9 +61,18 @@ def build_probers(
     return probers
 
 
-def run_once(config: Config) -> list[CycleResult]:
+def all_targets(config: Config) -> list[Target]:
+    """The configured targets plus, when discovery is on, the discovered ones (a configured name wins)."""
+    targets = build_targets(config)
+    if config.discovery.kubernetes.enabled:
+        reader = KubernetesClusterReader(config.global_.kubernetes, config.global_.timeout)
+        targets += Discoverer(config.discovery.kubernetes, reader).discover(taken={t.name for t in targets})
+    return targets
+
+
+def run_once(config: Config, targets: list[Target] | None = None) -> list[CycleResult]:
     """One cycle for every target, in parallel (bounded by `concurrency`); for `check` and `demo --once`."""
-    probers = build_probers(config, build_targets(config))
+    probers = build_probers(config, build_targets(config) if targets is None else targets)
     with ThreadPoolExecutor(max_workers=config.global_.concurrency) as pool:
         results = list(pool.map(lambda p: p.run_cycle(), probers))
     return [r for r in results if r is not None]

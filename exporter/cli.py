@@ -15,7 +15,6 @@ from rich.console import Console
 from exporter import __version__
 from exporter.config import Config, ConfigError, load_config
 from exporter.logs import setup_logging
-from exporter.targets import build_targets
 from exporter.web import parse_listen_address
 
 log = logging.getLogger("exporter")
@@ -64,11 +63,12 @@ def _check_listen(address: str) -> None:
 
 def print_matrix(config: Config, output: str) -> int:
     """Run one cycle for every target, print the matrix, return the exit code."""
-    from exporter.app import run_once
+    from exporter.app import all_targets, run_once
     from exporter.matrix import render_table, to_json
 
-    results = run_once(config)
-    targets = {t.name: t for t in build_targets(config)}
+    found = all_targets(config)
+    results = run_once(config, found)
+    targets = {t.name: t for t in found}
     if output == "json":
         click.echo(to_json(results, targets))
     else:
