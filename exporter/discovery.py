@@ -25,7 +25,6 @@ import binascii
 import hashlib
 import json
 import logging
-import os
 import posixpath
 import re
 import shlex
@@ -38,6 +37,7 @@ import yaml
 from pydantic import SecretStr, ValidationError
 
 from exporter.config import KubernetesDiscovery, KubernetesSettings, ObjstoreConfigIdentity
+from exporter.kubeclient import api_client
 from exporter.objstore import BucketConfig, needs_bucket_location
 from exporter.profiles import Component, required_operations
 from exporter.targets import Target
@@ -115,16 +115,9 @@ class KubernetesClusterReader:
     def _clients(self) -> tuple[Any, Any]:
         with self._lock:
             if self._apis is None:
-                from kubernetes import client, config
+                from kubernetes import client
 
-                cfg = client.Configuration()
-                if self.settings.kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ:
-                    config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-                else:
-                    config.load_kube_config(  # type: ignore[no-untyped-call]
-                        config_file=str(self.settings.kubeconfig) if self.settings.kubeconfig else None,
-                        context=self.settings.context, client_configuration=cfg)
-                api = client.ApiClient(cfg)
+                api = api_client(self.settings)
                 self._apis = (client.AppsV1Api(api), client.CoreV1Api(api))
             return self._apis
 

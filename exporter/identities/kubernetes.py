@@ -8,7 +8,6 @@ is never logged, stored or exported. RBAC needed: `get` on the ServiceAccounts a
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +20,7 @@ from exporter.identities.base import IdentityError, IdentitySource, ResolvedIden
 from exporter.identities.sts import assume_error
 from exporter.identities.sts_context import STSContext
 from exporter.identities.web_identity import assume_role_with_web_identity
+from exporter.kubeclient import api_client
 from exporter.objstore import S3Config, is_aws_endpoint
 from exporter.reasons import Reason, classify
 
@@ -44,16 +44,9 @@ class KubernetesAPI:
     def core(self) -> Any:
         with self._lock:
             if self._core is None:
-                from kubernetes import client, config
+                from kubernetes import client
 
-                cfg = client.Configuration()
-                if self.settings.kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ:
-                    config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-                else:
-                    config.load_kube_config(  # type: ignore[no-untyped-call]
-                        config_file=str(self.settings.kubeconfig) if self.settings.kubeconfig else None,
-                        context=self.settings.context, client_configuration=cfg)
-                self._core = client.CoreV1Api(client.ApiClient(cfg))
+                self._core = client.CoreV1Api(api_client(self.settings))
             return self._core
 
     def annotations(self, namespace: str, name: str) -> dict[str, str]:
