@@ -105,33 +105,25 @@ def sts_endpoint_for(cfg: S3Config, override: str | None, region: str) -> str:
     if chosen:
         return chosen if "://" in chosen else f"https://{chosen}"
     if is_aws_endpoint(cfg.endpoint):
-        if region:
-            suffix = ".amazonaws.com.cn" if region.startswith("cn-") else ".amazonaws.com"
-            return f"https://sts.{region}{suffix}"
-        return "https://sts.amazonaws.com"
+        return aws_sts_url(region)
     return endpoint_url(cfg)
 
 
-def sts_client(
-    endpoint: str, region: str, credentials: Credentials | None, timeout: float, verify: bool | str = True
-) -> Any:
-    """An STS client; `credentials=None` for the unsigned AssumeRoleWithWebIdentity call."""
-    return _create_client(
-        "sts",
-        endpoint_url=endpoint,
-        region_name=region or "us-east-1",
-        verify=verify,
-        config=_boto_config(timeout, credentials),
-        **_credential_kwargs(credentials),
-    )
+def aws_sts_url(region: str) -> str:
+    """AWS's regional STS endpoint for `region`, or the global one without a region."""
+    if not region:
+        return "https://sts.amazonaws.com"
+    return f"https://sts.{region}{'.amazonaws.com.cn' if region.startswith('cn-') else '.amazonaws.com'}"
 
 
-def eks_auth_client(
-    endpoint: str, region: str, credentials: Credentials | None, timeout: float, verify: bool | str = True
+def service_client(
+    service: str, endpoint: str, region: str, credentials: Credentials | None, timeout: float,
+    verify: bool | str = True,
 ) -> Any:
-    """An EKS Auth client (AssumeRoleForPodIdentity), signed with the caller's credentials like the agent."""
+    """An STS or EKS Auth client. `credentials=None` sends unsigned requests (AssumeRoleWithWebIdentity);
+    EKS Auth's AssumeRoleForPodIdentity is signed with the caller's (node) credentials, like the agent's."""
     return _create_client(
-        "eks-auth",
+        service,
         endpoint_url=endpoint,
         region_name=region or "us-east-1",
         verify=verify,

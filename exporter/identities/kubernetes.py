@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from exporter.clients import configured_region
+from exporter.clients import aws_sts_url, configured_region, service_client
 from exporter.config import KubernetesIdentity, KubernetesSettings
 from exporter.credentials import Credentials
 from exporter.identities.base import IdentityError, IdentitySource, ResolvedIdentity
@@ -147,17 +147,14 @@ class KubernetesSource(IdentitySource):
             return self.sts
         region = self.cfg.sts_region or configured_region(self.s3)
         if annotations.get(REGIONAL_STS_ANNOTATION, "").lower() == "true" and region:
-            suffix = ".amazonaws.com.cn" if region.startswith("cn-") else ".amazonaws.com"
-            return STSContext(f"https://sts.{region}{suffix}", region, self.sts.timeout, self.sts.verify)
-        return STSContext("https://sts.amazonaws.com", "us-east-1", self.sts.timeout, self.sts.verify)
+            return STSContext(aws_sts_url(region), region, self.sts.timeout, self.sts.verify)
+        return STSContext(aws_sts_url(""), "us-east-1", self.sts.timeout, self.sts.verify)
 
     def _pod_identity(self, annotations: dict[str, str]) -> ResolvedIdentity:
         """eks-auth:AssumeRoleForPodIdentity, signed with the exporter's own (node) credentials like the agent.
 
         AWS documents this API as meant for the EKS Pod Identity Agent; the exporter calls it the same way.
         """
-        from exporter.clients import eks_auth_client
-
         token, _ = self.api.token(self.namespace, self.service_account,
                                   self.cfg.audience or POD_IDENTITY_AUDIENCE, self._expiration(annotations))
         if self.fallback.node is None:
@@ -166,7 +163,7 @@ class KubernetesSource(IdentitySource):
         region = self.cfg.sts_region or configured_region(self.s3) or "us-east-1"
         endpoint = self.cfg.eks_auth_endpoint or f"https://eks-auth.{region}.api.aws"
         try:
-            answer = eks_auth_client(endpoint, region, signer, self.sts.timeout, self.sts.verify) \
+            answer = service_client("eks-auth", endpoint, region, signer, self.sts.timeout, self.sts.verify) \
                 .assume_role_for_pod_identity(clusterName=self.cfg.cluster_name, token=token)
         except Exception as exc:
             code = str(getattr(exc, "response", {}).get("Error", {}).get("Code") or "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.clients import sts_client
+from exporter.clients import service_client
 from exporter.credentials import Credentials
 
 
@@ -17,4 +17,4 @@ class STSContext:
     verify: bool | str = True
 
     def client(self, credentials: Credentials | None) -> Any:
-        return sts_client(self.endpoint, self.region, credentials, self.timeout, self.verify)
+        return service_client("sts", self.endpoint, self.region, credentials, self.timeout, self.verify)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from exporter.clients import eks_auth_client
+from exporter.clients import service_client
 from exporter.credentials import Credentials
 from exporter.demo.eks_auth import EksAuthEmulator
 from exporter.demo.emulator import Emulator
@@ -156,7 +156,7 @@ def run(pi: PodIdentity, targets: list[dict[str, Any]]) -> list[Any]:
 
 
 def _call(eks: EksAuthEmulator, token: str, creds: Credentials | None, cluster: str = CLUSTER) -> Any:
-    return eks_auth_client(eks.url, "us-east-1", creds, 5).assume_role_for_pod_identity(
+    return service_client("eks-auth", eks.url, "us-east-1", creds, 5).assume_role_for_pod_identity(
         clusterName=cluster, token=token)
 
 
