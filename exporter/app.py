@@ -15,6 +15,7 @@ from exporter.discovery import Discoverer, KubernetesClusterReader
 from exporter.exposition import render
 from exporter.identities.cache import CredentialCache
 from exporter.identities.registry import build_source, sts_context
+from exporter.logs import kv
 from exporter.metrics import ProbeCollector
 from exporter.probes.janitor import Janitor
 from exporter.probes.keyspace import Keyspace
@@ -47,7 +48,8 @@ def build_probers(
                 resolve_principal=False,
             )
             janitors[location] = Janitor(target.s3, keyspace, jcache, settings.timeout,
-                                         canary_ttl=settings.interval, leftover_age=settings.janitor.leftover_age)
+                                         canary_ttl=settings.interval, leftover_age=settings.janitor.leftover_age,
+                                         pool=settings.concurrency)
         sts_endpoint = getattr(target.identity, "sts_endpoint", None)
         sts_region = getattr(target.identity, "sts_region", None)
         cache = CredentialCache(
@@ -158,12 +160,13 @@ class Exporter:
 
 
 def log_result(result: CycleResult) -> None:
-    if not result.identity.ok:
-        log.warning("identity failed target=%s reason=%s detail=%s", result.target, result.identity.reason,
-                    result.identity.message)
+    ident = result.identity
+    if not ident.ok:
+        log.warning("identity failed", extra=kv(target=result.target, reason=ident.reason, source=ident.source,
+                                                detail=ident.message))
     for op in result.required_failures():
-        log.warning("required operation failed target=%s operation=%s reason=%s detail=%s",
-                    result.target, op.operation, op.reason, op.detail)
+        log.warning("required operation failed", extra=kv(target=result.target, operation=op.operation,
+                                                           reason=op.reason, detail=op.detail))
 
 
 def start_exporter(config: Config, listen_address: str) -> Exporter:
@@ -183,7 +186,7 @@ def start_exporter(config: Config, listen_address: str) -> Exporter:
     settings = config.global_
     janitors: dict[tuple[str, str, str], Janitor] = {}
     scheduler = ProbeScheduler(build_probers(config, targets, janitors), on_result, settings.interval,
-                               settings.jitter, settings.concurrency)
+                               settings.probe_jitter, settings.concurrency)
     refresher: DiscoveryRefresher | None = None
     if config.discovery.kubernetes.enabled:
         reader = KubernetesClusterReader(settings.kubernetes, settings.timeout)
@@ -201,8 +204,8 @@ def start_exporter(config: Config, listen_address: str) -> Exporter:
     scheduler.start()
     if refresher is not None:
         refresher.start()
-    log.info("listening address=%s targets=%d interval=%ss discovery=%s", listen_address, len(targets),
-             settings.interval, "on" if refresher is not None else "off")
+    log.info("listening", extra=kv(address=listen_address, targets=len(targets), interval=f"{settings.interval}s",
+                                   discovery="on" if refresher is not None else "off"))
     return Exporter(store, scheduler, web, refresher)
 
 

@@ -92,7 +92,7 @@ def serve(config_file: Path, listen_address: str, config_check: bool) -> None:
     config = load_or_exit(config_file)
     _check_listen(listen_address)
     if config_check:
-        click.echo(f"{config_file}: OK ({len(config.targets)} targets)")
+        click.echo(f"{config_file}: OK ({len(config.targets)} targets, {len(config.buckets)} buckets)")
         return
     from exporter.app import serve_forever, start_exporter
 
@@ -116,6 +116,7 @@ def config() -> None:
 
 @config.command("check")
 @_config_option
+@_logging_options
 def config_check(config_file: Path) -> None:
     """Validate the configuration file and exit (0 valid, 2 invalid)."""
     cfg = load_or_exit(config_file)

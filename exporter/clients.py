@@ -54,12 +54,12 @@ def configured_region(cfg: S3Config) -> str:
     return cfg.region or region_from_endpoint(cfg.endpoint)
 
 
-def _boto_config(timeout: float, credentials: Credentials | None, **extra: Any) -> BotoConfig:
+def _boto_config(timeout: float, credentials: Credentials | None, pool: int = 2, **extra: Any) -> BotoConfig:
     kwargs: dict[str, Any] = {
         "connect_timeout": timeout,
         "read_timeout": timeout,
         "retries": {"max_attempts": 1, "mode": "standard"},
-        "max_pool_connections": 2,
+        "max_pool_connections": pool,
         "user_agent_extra": "objstore-permission-exporter",
         **extra,
     }
@@ -78,14 +78,17 @@ def _credential_kwargs(credentials: Credentials | None) -> dict[str, Any]:
     }
 
 
-def s3_client(cfg: S3Config, credentials: Credentials | None, region: str, timeout: float) -> Any:
-    """An S3 client for the bucket; `credentials=None` sends unsigned (anonymous) requests."""
+def s3_client(cfg: S3Config, credentials: Credentials | None, region: str, timeout: float, pool: int = 2) -> Any:
+    """An S3 client for the bucket; `credentials=None` sends unsigned (anonymous) requests.
+
+    `pool`: connections kept per client; a target's client is used by one cycle at a time, the janitor's by
+    every target on its bucket at once."""
     s3_settings: dict[str, Any] = {"addressing_style": addressing_style(cfg)}
     if cfg.signature_version2:
         extra: dict[str, Any] = {"signature_version": "s3"}
     else:
         extra = {"signature_version": "s3v4"} if credentials is not None else {}
-    config = _boto_config(timeout, credentials, s3=s3_settings, **extra)
+    config = _boto_config(timeout, credentials, pool, s3=s3_settings, **extra)
     if credentials is None:
         config = config.merge(BotoConfig(signature_version=UNSIGNED))
     return _create_client(

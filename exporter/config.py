@@ -19,11 +19,12 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from exporter.durations import parse_duration
+from exporter.durations import format_duration, parse_duration
 from exporter.objstore import BucketConfig, load_bucket_config_file
 from exporter.profiles import Component, Operation
 
@@ -211,13 +212,17 @@ class KubernetesSettings(_Model):
 class GlobalSettings(_Model):
     interval: Duration = 60.0
     timeout: Duration = 10.0
-    jitter: Duration = 5.0
+    jitter: Duration | None = None  # default: 5s, or a tenth of the interval when that is shorter
     concurrency: int = Field(16, ge=1, le=1024)
     probe_dir: str = "objstore-permission-probe"
     credentials_refresh_margin: Duration = 300.0
     resolve_principal: bool = True
     janitor: JanitorSettings = JanitorSettings()
     kubernetes: KubernetesSettings = KubernetesSettings()
+
+    @property
+    def probe_jitter(self) -> float:
+        return self.jitter if self.jitter is not None else min(5.0, self.interval / 10)
 
     @field_validator("interval")
     @classmethod
@@ -246,11 +251,13 @@ class GlobalSettings(_Model):
             raise ValueError(f"{parts[0]!r} is a name Thanos uses; choose a dedicated directory")
         return value
 
-    @model_validator(mode="after")
-    def _coherent(self) -> GlobalSettings:
-        if self.jitter >= self.interval:
-            raise ValueError("jitter must be shorter than interval")
-        return self
+    @field_validator("jitter")
+    @classmethod
+    def _jitter(cls, value: float | None, info: ValidationInfo) -> float | None:
+        interval = info.data.get("interval")
+        if value is not None and interval is not None and value >= interval:
+            raise ValueError(f"must be shorter than interval ({format_duration(interval)})")
+        return value
 
 
 class BucketRef(_Model):

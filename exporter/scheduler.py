@@ -18,6 +18,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from exporter.logs import kv
 from exporter.probes.prober import TargetProber
 from exporter.results import CycleResult
 
@@ -47,7 +48,7 @@ class ProbeScheduler:
         try:
             result = prober.run_cycle()
         except Exception:
-            log.exception("probe cycle crashed target=%s", prober.target.name)
+            log.exception("probe cycle crashed", extra=kv(target=prober.target.name))
             return
         if result is not None:
             self.on_result(result)

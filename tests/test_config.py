@@ -53,7 +53,7 @@ BAD = [
     ("buckets.thanos.objstore.config.access_key", "AKIA", "access_key and secret_key must be given together"),
     ("buckets.thanos.objstore.config.sse_config", {"type": "SSE-KMS"}, "kms_key_id is required"),
     ("global.interval", "5 minutes", "global.interval: invalid duration"),
-    ("global.jitter", "1m", "global: jitter must be shorter than interval"),
+    ("global.jitter", "1m", "global.jitter: must be shorter than interval (30s)"),
     ("global.probe_dir", "../blocks", "global.probe_dir: must be a non-empty relative path"),
     ("global.probe_dir", "01HZX5Q2W3E4R5T6Y7V8J9K0PA", "must not look like a block ULID"),
     ("targets.0.bucket", "other", "targets[0].bucket: unknown bucket 'other'"),
@@ -128,7 +128,7 @@ def test_serve_config_check_flag(tmp_path: Path) -> None:
     config = tmp_path / "c.yml"
     config.write_text(yaml.safe_dump(_good("127.0.0.1:9")))
     run = subprocess.run([*CLI, "serve", f"--config.file={config}", "--config.check"], capture_output=True, text=True)
-    assert run.returncode == 0 and "OK (1 targets)" in run.stdout
+    assert run.returncode == 0 and "OK (1 targets, 1 buckets)" in run.stdout
     run = subprocess.run([*CLI, "serve", f"--config.file={config}", "--web.listen-address=nope"],
                          capture_output=True, text=True)
     assert run.returncode == 2 and "--web.listen-address" in run.stderr

@@ -90,15 +90,18 @@ class _Fallback:
     kind: str
     node: IdentitySource | None
 
-    def resolve(self) -> ResolvedIdentity | None:
+    def error(self, reason: Reason, message: str) -> IdentityError:
+        """The identity failure, carrying what the pod would really run as, or why that could not be had."""
         if self.kind == "anonymous":
-            return ResolvedIdentity(None, "anonymous")
+            return IdentityError(reason, message, ResolvedIdentity(None, "anonymous"))
         if self.kind == "node" and self.node is not None:
             try:
-                return ResolvedIdentity(self.node.resolve().credentials, "node_fallback")
-            except IdentityError:
-                return None
-        return None
+                node = self.node.resolve()
+            except IdentityError as err:
+                return IdentityError(reason, f"{message}; the node fallback failed ({err.reason}): {err}")
+            return IdentityError(reason, message, ResolvedIdentity(node.credentials, "node_fallback",
+                                                                   node.principal_hint))
+        return IdentityError(reason, message)
 
 
 class KubernetesSource(IdentitySource):
@@ -120,11 +123,10 @@ class KubernetesSource(IdentitySource):
             return self._pod_identity(annotations)
         role = annotations.get(ROLE_ANNOTATION, "").strip()
         if not role:
-            raise IdentityError(
+            raise self.fallback.error(
                 Reason.NO_ROLE_ANNOTATION,
                 f"ServiceAccount {self.namespace}/{self.service_account} has no {ROLE_ANNOTATION} annotation: "
                 "its pods run as the node's role",
-                fallback=self.fallback.resolve(),
             )
         audience = self.cfg.audience or annotations.get(AUDIENCE_ANNOTATION) or IRSA_AUDIENCE
         token, _ = self.api.token(self.namespace, self.service_account, audience, self._expiration(annotations))
@@ -168,10 +170,9 @@ class KubernetesSource(IdentitySource):
         except Exception as exc:
             code = str(getattr(exc, "response", {}).get("Error", {}).get("Code") or "")
             if code == "ResourceNotFoundException":
-                raise IdentityError(
+                raise self.fallback.error(
                     Reason.NO_ROLE_ANNOTATION,
-                    f"no Pod Identity association for {self.namespace}/{self.service_account}",
-                    fallback=self.fallback.resolve()) from None
+                    f"no Pod Identity association for {self.namespace}/{self.service_account}") from None
             raise assume_error(exc, "AssumeRoleForPodIdentity") from None
         c = answer["credentials"]
         return ResolvedIdentity(

@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from exporter.clients import configured_region, s3_client
 from exporter.identities.cache import CredentialCache
+from exporter.logs import kv
 from exporter.objstore import S3Config
 from exporter.probes.bucket import ProbeBucket
 from exporter.probes.keyspace import CANARY_PAYLOAD, Keyspace
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 class Janitor:
     def __init__(
         self, s3: S3Config, keyspace: Keyspace, identity: CredentialCache, timeout: float,
-        canary_ttl: float, leftover_age: float,
+        canary_ttl: float, leftover_age: float, pool: int = 2,
     ) -> None:
         self.s3 = s3
         self.keyspace = keyspace
@@ -35,6 +36,7 @@ class Janitor:
         self.timeout = timeout
         self.canary_ttl = canary_ttl
         self.leftover_age = leftover_age
+        self.pool = pool  # shared by every target on the bucket: size it like the worker pool
         self._lock = threading.Lock()
         self._canary_checked = 0.0
         self._swept = 0.0
@@ -44,7 +46,8 @@ class Janitor:
     def _bucket(self) -> ProbeBucket | None:
         status = self.identity.current()
         if status.probe_as is None:
-            log.warning("janitor has no credentials: %s", status.message)
+            log.warning("janitor has no credentials", extra=kv(bucket=self.s3.bucket, reason=status.reason,
+                                                               detail=status.message))
             return None
         creds = status.probe_as.credentials
         if self._cached is not None and self._cached[0] is creds:
@@ -56,7 +59,8 @@ class Janitor:
                 self._region = lookup.bucket_location()
             except Exception:
                 self._region = "us-east-1"
-        bucket = ProbeBucket(s3_client(self.s3, creds, self._region, self.timeout), self.s3, self.keyspace)
+        client = s3_client(self.s3, creds, self._region, self.timeout, pool=self.pool)
+        bucket = ProbeBucket(client, self.s3, self.keyspace)
         self._cached = (creds, bucket)  # one client per janitor until its credentials change
         return bucket
 
@@ -80,9 +84,10 @@ class Janitor:
                     present = False
                 if not present:
                     bucket.put(self.keyspace.canary, CANARY_PAYLOAD)
-                    log.info("janitor wrote canary s3://%s/%s", self.s3.bucket, self.keyspace.canary)
+                    log.info("janitor wrote the canary", extra=kv(bucket=self.s3.bucket, key=self.keyspace.canary))
             except Exception as exc:
-                log.warning("janitor cannot keep the canary (%s): %s", classify(exc), type(exc).__name__)
+                log.warning("janitor cannot keep the canary",
+                            extra=kv(bucket=self.s3.bucket, reason=classify(exc), error=type(exc).__name__))
                 return f"janitor cannot keep the canary: {classify(exc)}"
             self._canary_checked = time.monotonic()
             self._maybe_sweep(bucket)
@@ -100,7 +105,8 @@ class Janitor:
             try:
                 bucket.delete(key)
             except Exception as exc:
-                log.warning("janitor could not delete a probe object (%s)", classify(exc))
+                log.warning("janitor could not delete a probe object",
+                            extra=kv(bucket=self.s3.bucket, key=key, reason=classify(exc)))
                 left.append(key)
         return left
 
@@ -114,11 +120,12 @@ class Janitor:
         try:
             objects: list[dict[str, Any]] = bucket.list_probe_dir(recursive=True, sub="targets/")
         except Exception as exc:
-            log.warning("janitor cannot list leftovers (%s)", classify(exc))
+            log.warning("janitor cannot list leftovers", extra=kv(bucket=self.s3.bucket, reason=classify(exc)))
             return
         for obj in objects:
             if obj["LastModified"] < cutoff:
                 try:
                     bucket.delete(obj["Key"])
                 except Exception as exc:
-                    log.warning("janitor could not delete a leftover (%s)", classify(exc))
+                    log.warning("janitor could not delete a leftover",
+                                extra=kv(bucket=self.s3.bucket, key=obj["Key"], reason=classify(exc)))

@@ -6,12 +6,14 @@ import logging
 import secrets
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from exporter.clients import configured_region, s3_client
 from exporter.identities.cache import CredentialCache
+from exporter.logs import kv
 from exporter.operations.base import CycleState, ProbeFailure, ProbeOperation
 from exporter.operations.registry import OPERATIONS
 from exporter.probes.bucket import ProbeBucket
@@ -31,6 +33,20 @@ def _describe(exc: Exception) -> str:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         return f"{exc.operation_name}: {err.get('Code') or 'no code'} (HTTP {status})"
     return type(exc).__name__
+
+
+_CREDENTIAL_REASONS = (Reason.INVALID_CREDENTIALS, Reason.EXPIRED_CREDENTIALS)
+
+
+def _attribute_bare_head_denials(results: list[OperationResult]) -> list[OperationResult]:
+    """HEAD answers carry no body, so S3 can only say "403" there. When the cycle's other requests named a
+    credentials problem (InvalidAccessKeyId, ExpiredToken...), those bare 403s are that problem too, not a
+    missing s3:GetObject/s3:ListBucket."""
+    named = next((r.reason for r in results if r.reason in _CREDENTIAL_REASONS), None)
+    if named is None:
+        return results
+    return [replace(r, reason=named) if r.reason is Reason.ACCESS_DENIED and "HeadObject: 403" in r.detail else r
+            for r in results]
 
 
 class TargetProber:
@@ -89,6 +105,7 @@ class TargetProber:
                 region = state.region or lookup_region or "us-east-1"
                 if region != "us-east-1":
                     state.bucket = self._bucket(creds, region)
+        results = _attribute_bare_head_denials(results)
         leftovers = [k for k in state.created if k not in state.deleted] + self.pending_leaks
         self.pending_leaks = self.janitor.remove(leftovers)
         return CycleResult(self.target.name, status, tuple(results), started, time.time(), len(self.pending_leaks))
@@ -119,6 +136,6 @@ class TargetProber:
                 detail = f"{detail}; {canary_problem}"
         duration = time.perf_counter() - t0
         if reason is not None:
-            log.debug("probe failed target=%s operation=%s reason=%s detail=%s",
-                      self.target.name, op.name, reason, detail)
+            log.debug("probe failed", extra=kv(target=self.target.name, operation=op.name, reason=reason,
+                                               detail=detail))
         return OperationResult(op.name, required, reason is None, reason, duration, detail), header_region

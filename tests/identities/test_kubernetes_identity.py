@@ -142,6 +142,18 @@ def test_no_role_annotation_without_fallback_probes_nothing(kenv: KubeEnv) -> No
     assert token_requests(kenv.kube, kenv.ns) == []  # no role, so no token is minted
 
 
+def test_a_failing_node_fallback_says_why(kenv: KubeEnv) -> None:
+    kenv.service_account(COMPACT)
+    node = {"source": "static", "access_key_id": {"env": "OPE_TEST_UNSET_NODE_KEY"},
+            "secret_access_key": {"env": "OPE_TEST_UNSET_NODE_SECRET"}}
+    target = kube_target("c", "compactor", kenv.ns, COMPACT, fallback="node", node_identity=node)
+    [result] = run_once(kenv.config([target]))
+    assert result.identity.reason is Reason.NO_ROLE_ANNOTATION, explain(result)
+    assert "the node fallback failed (invalid_credentials)" in result.identity.message
+    assert "OPE_TEST_UNSET_NODE_KEY is not set" in result.identity.message
+    assert set(failed(result).values()) == {"skipped_dependency"}
+
+
 def test_no_role_annotation_with_node_fallback_shows_the_incident(kenv: KubeEnv) -> None:
     """The motivating incident: the compactor's SA lost its role annotation, its pods run as the node role,
     which cannot s3:DeleteObject. The identity is reported failed, and the matrix shows what the pod gets."""
