@@ -184,3 +184,25 @@ def test_prefix_conditioned_list_bucket_breaks_exists(env: RGWEnv) -> None:
     [result] = env.run([env.target(Component.RECEIVE, _static(env.user("receive", policy)))], prefix="tenant-a")
     assert [o.operation for o in result.required_failures()] == [Operation.EXISTS]
     assert _ops(result)[Operation.EXISTS].reason is Reason.ACCESS_DENIED
+
+
+def test_shipped_iam_examples_are_exactly_enough(rgw: RGWCluster) -> None:
+    """deploy/iam/*.json, as committed (bucket `thanos`, prefix `cluster-a`), fed to RGW as user policies:
+    every component green, no excess permission, and the janitor keeps the canary and cleans up."""
+    import json
+    from pathlib import Path
+
+    iam = Path(__file__).parent.parent.parent / "deploy" / "iam"
+    env = RGWEnv.__new__(RGWEnv)
+    env.rgw, env.tag, env.bucket, env.prefix = rgw, uuid.uuid4().hex[:8], "thanos", "cluster-a"
+    rgw.create_bucket("thanos")  # the name the examples are scoped to (one test in the session uses it)
+    env.janitor = env.user("janitor", json.loads((iam / "janitor.json").read_text()))
+    names = {Component.COMPACTOR: "compactor", Component.STORE: "store", Component.SIDECAR: "sidecar",
+             Component.RECEIVE: "receive", Component.RULE: "rule", Component.BUCKET_WEB: "bucket-web"}
+    targets = [env.target(c, _static(env.user(f, json.loads((iam / f"{f}.json").read_text()))))
+               for c, f in names.items()]
+    results = env.run(targets, region="us-east-1")  # the examples leave out s3:GetBucketLocation
+    for result in results:
+        assert result.healthy, (result.target, [(o.operation, o.detail) for o in result.required_failures()])
+        assert [o.operation for o in result.operations if o.success and not o.required] == [], result.target
+    assert {k for k in env.objects() if k.startswith("cluster-a/")} == {f"cluster-a/{PROBE_DIR}/canary"}
