@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -159,6 +160,23 @@ class Exporter:
         self.web.stop()
 
 
+class MetricsRenderer:
+    """Renders /metrics, one scrape at a time, reusing the probe part until a result changes: concurrent
+    scrapes (an HA Prometheus pair, a curl) cost one rendering, not one each."""
+
+    def __init__(self, store: ResultStore, probes: ProbeCollector, runtime: CollectorRegistry) -> None:
+        self.store, self.probes, self.runtime = store, probes, runtime
+        self._lock = threading.Lock()
+        self._cached: tuple[int, bytes] = (-1, b"")
+
+    def __call__(self) -> bytes:
+        with self._lock:
+            generation = self.store.generation
+            if self._cached[0] != generation:
+                self._cached = (generation, render([self.probes]))
+            return self._cached[1] + generate_latest(self.runtime)
+
+
 def log_result(result: CycleResult) -> None:
     ident = result.identity
     if not ident.ok:
@@ -199,7 +217,7 @@ def start_exporter(config: Config, listen_address: str) -> Exporter:
             return store.first_cycle_done
         return refresher.refreshed.is_set() and (store.first_cycle_done or not store.snapshot().targets)
 
-    web = WebServer(listen_address, lambda: render([probes]) + generate_latest(runtime), ready=ready)
+    web = WebServer(listen_address, MetricsRenderer(store, probes, runtime), ready=ready)
     web.start()
     scheduler.start()
     if refresher is not None:
@@ -217,3 +235,7 @@ def serve_forever(exporter: Exporter) -> None:
     stop.wait()
     log.info("shutting down")
     exporter.stop()
+    # cycles still in flight may wait on a hung endpoint for up to their timeouts; don't outlive the grace
+    # period Kubernetes gives (results of an interrupted cycle are not needed any more)
+    logging.shutdown()
+    os._exit(0)

@@ -88,6 +88,9 @@ def s3_client(cfg: S3Config, credentials: Credentials | None, region: str, timeo
         extra: dict[str, Any] = {"signature_version": "s3"}
     else:
         extra = {"signature_version": "s3v4"} if credentials is not None else {}
+    tls = cfg.http_config.tls_config
+    if tls.cert_file:
+        extra["client_cert"] = (tls.cert_file, tls.key_file)  # mTLS, as Thanos's transport does
     config = _boto_config(timeout, credentials, pool, s3=s3_settings, **extra)
     if credentials is None:
         config = config.merge(BotoConfig(signature_version=UNSIGNED))

@@ -58,6 +58,11 @@ class SecretRef(_Model):
     def _exactly_one(self) -> SecretRef:
         if sum(x is not None for x in (self.env, self.file, self.value)) != 1:
             raise ValueError("give exactly one of env, file or value")
+        # present now, so a typo fails the config check instead of every refresh (contents are read later)
+        if self.env is not None and self.env not in os.environ:
+            raise ValueError(f"environment variable {self.env} is not set")
+        if self.file is not None and not self.file.is_file():
+            raise ValueError(f"file {self.file} does not exist")
         return self
 
     def read(self) -> str:
@@ -245,8 +250,10 @@ class GlobalSettings(_Model):
         parts = value.split("/")
         if not value or any(p in ("", ".", "..") for p in parts):
             raise ValueError("must be a non-empty relative path without '.' or '..' segments")
-        if re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{26}", parts[0]):
-            raise ValueError("must not look like a block ULID: Thanos would treat it as a block")
+        if len(parts[0]) == 26 and parts[0][0] <= "7":
+            # Thanos's IsBlockDir parses ULIDs non-strictly: any 26-character name starting with a byte <= '7'
+            raise ValueError("must not look like a block ULID (26 characters starting with 0-7): Thanos would "
+                             "treat it as a block")
         if parts[0] in ("debug", "chunks", "index", "meta.json"):
             raise ValueError(f"{parts[0]!r} is a name Thanos uses; choose a dedicated directory")
         return value

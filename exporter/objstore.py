@@ -18,7 +18,12 @@ from exporter.durations import parse_duration
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # go-yaml keeps a scalar's text in a string field, so Thanos accepts `bucket: 20240101`: so do we
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, coerce_numbers_to_str=True)
+
+
+_REGION = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?$")  # what botocore accepts
+_HOST = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.\-_]*[A-Za-z0-9])?)(?::[0-9]{1,5})?$")
 
 
 class TLSConfig(_Strict):
@@ -27,6 +32,14 @@ class TLSConfig(_Strict):
     key_file: str = ""
     server_name: str = ""
     insecure_skip_verify: bool = False
+
+    @model_validator(mode="after")
+    def _supported(self) -> TLSConfig:
+        if self.server_name:
+            raise ValueError("server_name is not supported by the exporter (the endpoint's host name is verified)")
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ValueError("cert_file and key_file must be given together")
+        return self
 
 
 class HTTPConfig(_Strict):
@@ -64,8 +77,15 @@ class SSEConfig(_Strict):
     def _complete(self) -> SSEConfig:
         if self.type == "SSE-KMS" and not self.kms_key_id:
             raise ValueError("kms_key_id is required when type is SSE-KMS")
-        if self.type == "SSE-C" and not self.encryption_key:
-            raise ValueError("encryption_key (path to the key file) is required when type is SSE-C")
+        if self.type == "SSE-C":
+            if not self.encryption_key:
+                raise ValueError("encryption_key (path to the key file) is required when type is SSE-C")
+            try:
+                size = len(Path(self.encryption_key).read_bytes())
+            except OSError as exc:
+                raise ValueError(f"encryption_key: cannot read {self.encryption_key}: {exc.strerror}") from None
+            if size != 32:
+                raise ValueError(f"encryption_key: an SSE-C key is 32 bytes, {self.encryption_key} has {size}")
         return self
 
 
@@ -99,6 +119,16 @@ class S3Config(_Strict):
     def _no_scheme(cls, value: str) -> str:
         if "://" in value:
             raise ValueError("endpoint must be host[:port] without a scheme (use `insecure: true` for http)")
+        if not _HOST.match(value) or (":" in value.rsplit("]", 1)[-1] and
+                                      int(value.rsplit(":", 1)[1]) > 65535):
+            raise ValueError(f"not a host[:port]: {value!r}")
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if value and not _REGION.match(value):
+            raise ValueError(f"not a valid region name: {value!r}")
         return value
 
     @model_validator(mode="after")

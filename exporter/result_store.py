@@ -55,6 +55,7 @@ class ResultStore:
         self._identity_failures: Counter[tuple[str, str]] = Counter()
         self._durations: dict[tuple[str, str], Histogram] = {}
         self._first_cycle = threading.Event()
+        self.generation = 0  # bumped on every change; lets /metrics reuse a rendering
 
     def set_targets(self, targets: list[Target]) -> None:
         """Replace the target set; series of removed targets disappear."""
@@ -66,6 +67,7 @@ class ResultStore:
                 for key in [k for k in counter if k[0] not in keep]:
                     del counter[key]
             self._durations = {k: v for k, v in self._durations.items() if k[0] in keep}
+            self.generation += 1
             self._check_first_cycle()
 
     def record(self, result: CycleResult) -> None:
@@ -84,6 +86,7 @@ class ResultStore:
                     self._failures[(*key, (op.reason or Reason.OTHER).value)] += 1
                 if op.reason is not Reason.SKIPPED_DEPENDENCY:
                     self._durations.setdefault(key, Histogram()).observe(op.duration_seconds)
+            self.generation += 1
             self._check_first_cycle()
 
     def _check_first_cycle(self) -> None:

@@ -73,8 +73,8 @@ def make_app(metrics: Callable[[], bytes], ready: Callable[[], bool]) -> Callabl
 def parse_listen_address(address: str) -> tuple[str, int]:
     """`:9832` (all addresses, IPv4 and IPv6), `0.0.0.0:9832`, `127.0.0.1:0` or `[::1]:9832`."""
     host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"invalid listen address {address!r}: expected [host]:port")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"invalid listen address {address!r}: expected [host]:port with a port up to 65535")
     return host.strip("[]"), int(port)
 
 

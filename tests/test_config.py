@@ -64,6 +64,15 @@ BAD = [
     ("targets.0.name", "has space", "targets[0].name: must be"),
     ("targets.0.expected_principal", "thanos-compact", "targets[0].expected_principal: not an IAM"),
     ("targets.0.profile", {"add": ["list"]}, "targets[0].profile.add[0]"),
+    ("buckets.thanos.objstore.config.region", "eu_west_1", "config.region: not a valid region name"),
+    ("buckets.thanos.objstore.config.endpoint", "my host:9000", "config.endpoint: not a host[:port]"),
+    ("buckets.thanos.objstore.config.sse_config", {"type": "SSE-C", "encryption_key": "/nonexistent/key"},
+     "encryption_key: cannot read /nonexistent/key"),
+    ("buckets.thanos.objstore.config.http_config", {"tls_config": {"server_name": "x"}},
+     "server_name is not supported"),
+    ("targets.0.identity.access_key_id", {"env": "OPE_TEST_NOT_SET"},
+     "targets[0].identity.access_key_id: environment variable OPE_TEST_NOT_SET is not set"),
+    ("global.probe_dir", "01hzx5q2w3e4r5t6y7v8j9k0pa", "must not look like a block ULID"),
 ]
 
 
@@ -148,3 +157,20 @@ def test_bad_durations(text: str) -> None:
         return
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def test_numeric_scalars_are_strings_as_in_thanos(tmp_path: Path) -> None:
+    data = _good("127.0.0.1:9")
+    data["buckets"]["thanos"]["objstore"]["config"]["bucket"] = 20240101  # type: ignore[index]
+    config = tmp_path / "c.yml"
+    config.write_text(yaml.safe_dump(data))
+    run = subprocess.run([*CLI, "config", "check", f"--config.file={config}"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+
+
+def test_listen_port_out_of_range(tmp_path: Path) -> None:
+    config = tmp_path / "c.yml"
+    config.write_text(yaml.safe_dump(_good("127.0.0.1:9")))
+    run = subprocess.run([*CLI, "serve", f"--config.file={config}", "--web.listen-address=127.0.0.1:99999"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "--web.listen-address" in run.stderr and "Traceback" not in run.stderr

@@ -117,3 +117,89 @@ def test_classification_is_total(code: str, status: int, message: str) -> None:
 def test_classification_table(code: str, status: int, reason: Reason) -> None:
     err = ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "Op")
     assert classify(err) is reason
+
+
+def test_a_replaced_huge_canary_costs_no_memory_and_is_rewritten(env: ProbeEnv) -> None:
+    """Anyone with s3:PutObject on the bucket can overwrite the canary; reads stop at its size."""
+    from exporter.app import build_probers
+    from exporter.targets import build_targets
+    from tests.support.env import PROBE_DIR
+
+    cfg = env.config([_store_target(env)])
+    [prober] = build_probers(cfg, build_targets(cfg))
+    first = prober.run_cycle()
+    assert first is not None and first.healthy
+    env.emu.client("s3").put_object(Bucket=env.bucket, Key=f"{PROBE_DIR}/canary", Body=b"x" * (8 * 1024 * 1024))
+    second = prober.run_cycle()
+    assert second is not None
+    ops = {o.operation.value: o for o in second.operations}
+    assert ops["get"].reason is Reason.WRONG_CONTENT and ops["attributes"].reason is Reason.WRONG_CONTENT
+    [fresh] = build_probers(cfg, build_targets(cfg))  # a new janitor checks the canary again: rewritten
+    third = fresh.run_cycle()
+    assert third is not None and third.healthy
+
+
+def test_a_trickling_body_is_cut_at_the_operation_timeout() -> None:
+    """The per-recv read timeout does not bound a server sending one byte at a time; the deadline does."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import boto3
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    from exporter.objstore import S3Config
+    from exporter.probes.bucket import ProbeBucket
+    from exporter.probes.keyspace import Keyspace
+
+    class Trickle(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "128")
+            self.end_headers()
+            for _ in range(128):
+                try:
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(0.2)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"127.0.0.1:{server.server_address[1]}"
+        client = boto3.session.Session().client(
+            "s3", endpoint_url=f"http://{endpoint}", region_name="us-east-1",
+            config=Config(signature_version=UNSIGNED, read_timeout=1, s3={"addressing_style": "path"}))
+        bucket = ProbeBucket(client, S3Config(bucket="b", endpoint=endpoint), Keyspace("", "probe"), timeout=1.0)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            bucket.get("probe/canary", limit=128)
+        assert time.monotonic() - started < 2.5
+        assert classify(TimeoutError()) is Reason.TIMEOUT
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_unexpected_error_fails_the_cycle_instead_of_losing_it(env: ProbeEnv, tmp_path: object) -> None:
+    """The SSE-C key file vanishes after the config was loaded: every operation is reported failed."""
+    import pathlib
+
+    from exporter.config import parse_config
+
+    assert isinstance(tmp_path, pathlib.Path)
+    key = tmp_path / "sse-c.key"
+    key.write_bytes(b"k" * 32)
+    data = env.config_dict([_store_target(env)])
+    data["buckets"]["b"]["objstore"]["config"]["sse_config"] = {"type": "SSE-C", "encryption_key": str(key)}
+    cfg = parse_config(data)
+    key.unlink()
+    [result] = run_once(cfg)
+    assert not result.healthy and "cycle failed: FileNotFoundError" in result.identity.message
+    assert result.operations and all(not o.success for o in result.operations)

@@ -179,3 +179,19 @@ def test_instance_metadata_unreachable(env: ProbeEnv) -> None:
                            "attempts": 1}}
     [result] = run_once(env.config([target]))
     assert not result.identity.ok and result.identity.reason is Reason.CONNECTION_ERROR
+
+
+def test_an_unexpected_source_error_is_a_failure_not_a_crash(env: ProbeEnv, tmp_path: object) -> None:
+    """A token file that is not UTF-8 makes the source raise UnicodeDecodeError: reported, not lost."""
+    import pathlib
+
+    assert isinstance(tmp_path, pathlib.Path)
+    token = tmp_path / "token"
+    token.write_bytes(b"\xff\xfe\x00")
+    target = {"name": "store", "component": "store", "bucket": "b",
+              "identity": {"source": "web_identity", "role_arn": "arn:aws:iam::123456789012:role/x",
+                           "token_file": str(token)}}
+    [result] = run_once(env.config([target]))
+    assert not result.identity.ok and result.identity.reason is Reason.OTHER
+    assert "UnicodeDecodeError" in result.identity.message
+    assert {o.reason for o in result.operations} == {Reason.SKIPPED_DEPENDENCY}

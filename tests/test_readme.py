@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -18,7 +19,9 @@ from tests.test_serving import _get, _wait
 README = (Path(__file__).parent.parent / "README.md").read_text()
 
 
-def test_example_config_validates() -> None:
+def test_example_config_validates(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECEIVE_ACCESS_KEY_ID", "AKIAEXAMPLE")
+    monkeypatch.setenv("RECEIVE_SECRET_ACCESS_KEY", "example")
     block = README.split("<!-- example-config")[1].split("```yaml\n", 1)[1].split("```", 1)[0]
     config = parse_config(yaml.safe_load(block))
     assert [t.component for t in config.targets] == [Component.COMPACTOR, Component.STORE, Component.RECEIVE]

@@ -114,6 +114,9 @@ class CredentialCache:
             if err.fallback is None:
                 return IdentityStatus(False, err.reason, str(err), "", "", None, None, refreshed=True)
             resolved, failure = err.fallback, err
+        except Exception as exc:  # a source bug or an unforeseen library error: a failure, never a crash
+            return IdentityStatus(False, classify(exc), f"identity source failed: {type(exc).__name__}", "", "",
+                                  None, None, refreshed=True)
         creds = resolved.credentials
         expiry = creds.expiry if creds else None
         principal = ""

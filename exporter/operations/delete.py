@@ -25,11 +25,11 @@ class Delete(ProbeOperation):
             return
         for key in list(state.created):
             bucket.delete(key)
-            state.deleted.append(key)
             try:
                 bucket.head(key)
             except ClientError as exc:
                 if http_status(exc) in (403, 404):
-                    continue  # gone (403: no ListBucket, so the absence cannot be seen; trust the 204)
+                    state.deleted.append(key)  # gone (403: no ListBucket to see the absence; trust the 204)
+                    continue
                 raise
             raise ProbeFailure(Reason.WRONG_CONTENT, "object still present after DeleteObject")

@@ -14,6 +14,6 @@ class Get(ProbeOperation):
     iam_action = "s3:GetObject"
 
     def run(self, state: CycleState) -> None:
-        status, body = state.bucket.get(state.bucket.keyspace.canary)
+        status, body = state.bucket.get(state.bucket.keyspace.canary, limit=len(CANARY_PAYLOAD))
         if status != 200 or body != CANARY_PAYLOAD:
             raise ProbeFailure(Reason.WRONG_CONTENT, f"canary GET answered {status} with {len(body)} bytes")

@@ -14,6 +14,6 @@ class GetRange(ProbeOperation):
     iam_action = "s3:GetObject"
 
     def run(self, state: CycleState) -> None:
-        status, body = state.bucket.get(state.bucket.keyspace.canary, (0, RANGE_LENGTH - 1))
+        status, body = state.bucket.get(state.bucket.keyspace.canary, (0, RANGE_LENGTH - 1), limit=RANGE_LENGTH)
         if status != 206 or body != CANARY_PAYLOAD[:RANGE_LENGTH]:
             raise ProbeFailure(Reason.WRONG_CONTENT, f"ranged GET answered {status} with {len(body)} bytes")

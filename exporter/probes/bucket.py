@@ -10,6 +10,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ from exporter.probes.keyspace import Keyspace
 
 
 class ProbeBucket:
-    def __init__(self, client: Any, s3: S3Config, keyspace: Keyspace) -> None:
+    def __init__(self, client: Any, s3: S3Config, keyspace: Keyspace, timeout: float = 10.0) -> None:
         self.client = client
+        self.timeout = timeout
         self.s3 = s3
         self.bucket = s3.bucket
         self.keyspace = keyspace
@@ -70,13 +72,26 @@ class ProbeBucket:
         self.keyspace.require_inside(key)
         return dict(self.client.head_object(Bucket=self.bucket, Key=key, **self._read_args))
 
-    def get(self, key: str, byte_range: tuple[int, int] | None = None) -> tuple[int, bytes]:
+    def get(self, key: str, byte_range: tuple[int, int] | None = None, limit: int = 4096) -> tuple[int, bytes]:
+        """GET at most `limit` + 1 bytes of the body, within the operation timeout.
+
+        Probe objects are tiny; a replaced (huge) canary or a server trickling bytes must cost neither memory
+        nor a worker for minutes. The per-recv read timeout alone does not bound a trickle.
+        """
         self.keyspace.require_inside(key)
         extra = {"Range": f"bytes={byte_range[0]}-{byte_range[1]}"} if byte_range else {}
         answer = self.client.get_object(Bucket=self.bucket, Key=key, **extra, **self._read_args)
+        deadline = time.monotonic() + self.timeout
+        data = bytearray()
         with answer["Body"] as body:
-            data = body.read()
-        return int(answer["ResponseMetadata"]["HTTPStatusCode"]), data
+            while len(data) <= limit:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("object body not received within the operation timeout")
+                chunk = body.read(1)  # probe objects are ~100 bytes: byte-wise keeps the deadline honest
+                if not chunk:
+                    break
+                data += chunk
+        return int(answer["ResponseMetadata"]["HTTPStatusCode"]), bytes(data)
 
     def list_probe_dir(self, recursive: bool = False, sub: str = "") -> list[dict[str, Any]]:
         """List (one page) under the probe dir, V1 or V2 as the objstore config says."""

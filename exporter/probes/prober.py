@@ -12,7 +12,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from exporter.clients import configured_region, s3_client
-from exporter.identities.cache import CredentialCache
+from exporter.identities.cache import CredentialCache, IdentityStatus
 from exporter.logs import kv
 from exporter.operations.base import CycleState, ProbeFailure, ProbeOperation
 from exporter.operations.registry import OPERATIONS
@@ -70,8 +70,24 @@ class TargetProber:
             return None
         try:
             return self._cycle()
+        except UnsafeKeyError:
+            raise  # a bug in the choke point's callers: never turn it into a metric
+        except Exception as exc:
+            # e.g. a client that cannot be built for this config: report every operation failed, so alerts
+            # fire and readiness is not held back, instead of silently keeping the last result
+            log.exception("probe cycle failed", extra=kv(target=self.target.name))
+            return self._failed_cycle(exc)
         finally:
             self._running.release()
+
+    def _failed_cycle(self, exc: Exception) -> CycleResult:
+        now = time.time()
+        reason = classify(exc)
+        detail = f"cycle failed: {type(exc).__name__}"
+        status = IdentityStatus(False, reason, detail, "", "", None, None)
+        results = tuple(OperationResult(op.name, op.name in self.target.required, False, reason, 0.0, detail)
+                        for op in OPERATIONS if op.name in self.target.probed)
+        return CycleResult(self.target.name, status, results, now, now, len(self.pending_leaks))
 
     def _cycle(self) -> CycleResult:
         started = time.time()
@@ -111,7 +127,8 @@ class TargetProber:
         return CycleResult(self.target.name, status, tuple(results), started, time.time(), len(self.pending_leaks))
 
     def _bucket(self, creds: Any, region: str) -> ProbeBucket:
-        return ProbeBucket(s3_client(self.target.s3, creds, region, self.timeout), self.target.s3, self.keyspace)
+        return ProbeBucket(s3_client(self.target.s3, creds, region, self.timeout), self.target.s3, self.keyspace,
+                           self.timeout)
 
     def _run_op(
         self, op: ProbeOperation, state: CycleState, canary_problem: str | None

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from exporter.app import build_probers, run_once
 from exporter.demo.kube_apiserver import Rule
 from exporter.profiles import PROFILES, Component, Operation
@@ -142,12 +144,16 @@ def test_no_role_annotation_without_fallback_probes_nothing(kenv: KubeEnv) -> No
     assert token_requests(kenv.kube, kenv.ns) == []  # no role, so no token is minted
 
 
-def test_a_failing_node_fallback_says_why(kenv: KubeEnv) -> None:
+def test_a_failing_node_fallback_says_why(kenv: KubeEnv, monkeypatch: pytest.MonkeyPatch) -> None:
     kenv.service_account(COMPACT)
     node = {"source": "static", "access_key_id": {"env": "OPE_TEST_UNSET_NODE_KEY"},
             "secret_access_key": {"env": "OPE_TEST_UNSET_NODE_SECRET"}}
     target = kube_target("c", "compactor", kenv.ns, COMPACT, fallback="node", node_identity=node)
-    [result] = run_once(kenv.config([target]))
+    monkeypatch.setenv("OPE_TEST_UNSET_NODE_KEY", "x")
+    monkeypatch.setenv("OPE_TEST_UNSET_NODE_SECRET", "y")
+    config = kenv.config([target])  # valid when loaded; the node's keys disappear afterwards
+    monkeypatch.delenv("OPE_TEST_UNSET_NODE_KEY")
+    [result] = run_once(config)
     assert result.identity.reason is Reason.NO_ROLE_ANNOTATION, explain(result)
     assert "the node fallback failed (invalid_credentials)" in result.identity.message
     assert "OPE_TEST_UNSET_NODE_KEY is not set" in result.identity.message
