@@ -73,7 +73,9 @@ def janitor_policy(bucket: str, prefix: str, probe_dir: str) -> dict[str, Any]:
             {"Sid": "ListProbeDir", "Effect": "Allow", "Action": ["s3:ListBucket"],
              "Resource": f"arn:aws:s3:::{bucket}",
              "Condition": {"StringLike": {"s3:prefix": [f"{base}/", f"{base}/*"]}}},
-            {"Sid": "Location", "Effect": "Allow", "Action": ["s3:GetBucketLocation"],
+            # incomplete multipart probes are found by listing uploads (not conditioned: s3:prefix does not
+            # apply to that action); the listing shows keys only, and only probe-dir ones are aborted
+            {"Sid": "Location", "Effect": "Allow", "Action": ["s3:GetBucketLocation", "s3:ListBucketMultipartUploads"],
              "Resource": f"arn:aws:s3:::{bucket}"},
             {"Sid": "ProbeObjects", "Effect": "Allow",
              "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],

@@ -120,3 +120,20 @@ def test_leaks_are_counted_then_retried(emulator: Emulator) -> None:
     second = prober.run_cycle()
     assert second is not None and second.leaked_objects == 0
     assert set(env.objects()) == {f"{PROBE_DIR}/canary"}
+
+
+def test_janitor_aborts_stale_incomplete_uploads_in_the_probe_dir_only(emulator: Emulator) -> None:
+    from exporter.app import build_probers
+    from exporter.targets import build_targets
+
+    env = ProbeEnv(emulator)
+    s3 = env.emu.client("s3")
+    inside = s3.create_multipart_upload(Bucket=env.bucket, Key=f"{PROBE_DIR}/targets/x/1/multipart")["UploadId"]
+    outside = s3.create_multipart_upload(Bucket=env.bucket, Key=f"{BLOCK}/chunks/000001")["UploadId"]
+    cfg = env.config([env.component_target(Component.STORE)],
+                     janitor={"identity": env.config_dict([])["global"]["janitor"]["identity"], "leftover_age": "0s"})
+    [prober] = build_probers(cfg, build_targets(cfg))
+    assert prober.run_cycle() is not None
+    left = {u["UploadId"] for u in s3.list_multipart_uploads(Bucket=env.bucket).get("Uploads", [])}
+    assert inside not in left, "the stale probe upload was aborted"
+    assert outside in left, "an upload outside the probe dir is never touched"

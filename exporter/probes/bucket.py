@@ -107,6 +107,15 @@ class ProbeBucket:
             answer = self.client.list_objects_v2(**args)
         return list(answer.get("Contents", []))
 
+    def list_probe_uploads(self) -> list[dict[str, Any]]:
+        """Incomplete multipart uploads under the probe dir (one page)."""
+        answer = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=self.keyspace.base)
+        return [u for u in answer.get("Uploads", []) if u.get("Key", "").startswith(self.keyspace.base)]
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        self.keyspace.require_inside(key)
+        self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+
     def upload_multipart(self, key: str, body: bytes) -> None:
         """CreateMultipartUpload -> UploadPart -> CompleteMultipartUpload; abort (best effort) on failure."""
         self.keyspace.require_inside(key)

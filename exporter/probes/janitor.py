@@ -167,3 +167,21 @@ class Janitor:
                 except Exception as exc:
                     log.warning("janitor could not delete a leftover",
                                 extra=kv(bucket=self.s3.bucket, key=obj["Key"], reason=classify(exc)))
+        self._abort_stale_uploads(bucket, cutoff)
+
+    def _abort_stale_uploads(self, bucket: ProbeBucket, cutoff: datetime) -> None:
+        """Abort multipart probes that were never completed nor aborted (e.g. Complete failed and the target
+        may not s3:AbortMultipartUpload): their parts would stay in the bucket, invisible to listings."""
+        try:
+            uploads = bucket.list_probe_uploads()
+        except Exception as exc:
+            log.warning("janitor cannot list incomplete uploads",
+                        extra=kv(bucket=self.s3.bucket, reason=classify(exc)))
+            return
+        for upload in uploads:
+            if upload["Initiated"] < cutoff:
+                try:
+                    bucket.abort_upload(upload["Key"], upload["UploadId"])
+                except Exception as exc:
+                    log.warning("janitor could not abort an incomplete upload",
+                                extra=kv(bucket=self.s3.bucket, key=upload["Key"], reason=classify(exc)))
