@@ -8,22 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter.profiles import PROFILES, Component, Operation
+from exporter.profiles import OPERATION_ACTIONS, PROFILES, Component, Operation
 
-_OBJECT_ACTIONS = {
-    Operation.GET: "s3:GetObject",
-    Operation.GET_RANGE: "s3:GetObject",
-    Operation.EXISTS: "s3:GetObject",
-    Operation.ATTRIBUTES: "s3:GetObject",
-    Operation.UPLOAD: "s3:PutObject",
-    Operation.UPLOAD_MULTIPART: "s3:PutObject",
-    Operation.DELETE: "s3:DeleteObject",
-}
-_BUCKET_ACTIONS = {
-    Operation.ITER: "s3:ListBucket",
-    Operation.EXISTS: "s3:ListBucket",  # so that HEAD of a missing key is 404, not 403
-    Operation.BUCKET_LOCATION: "s3:GetBucketLocation",
-}
+_BUCKET_LEVEL = frozenset({"s3:ListBucket", "s3:GetBucketLocation"})  # on the bucket ARN; the rest on objects
 
 
 def _objects_arn(bucket: str, prefix: str) -> str:
@@ -47,10 +34,11 @@ def policy_for_operations(
     bucket: str, prefix: str, operations: frozenset[Operation], abort_multipart: bool = True
 ) -> dict[str, Any]:
     """An identity policy granting exactly the operations given (plus s3:AbortMultipartUpload for writers)."""
-    object_actions = sorted({_OBJECT_ACTIONS[op] for op in operations if op in _OBJECT_ACTIONS})
+    actions = frozenset().union(*(OPERATION_ACTIONS[op] for op in operations))
+    object_actions = sorted(actions - _BUCKET_LEVEL)
     if abort_multipart and "s3:PutObject" in object_actions:
         object_actions.append("s3:AbortMultipartUpload")
-    bucket_actions = {_BUCKET_ACTIONS[op] for op in operations if op in _BUCKET_ACTIONS}
+    bucket_actions = set(actions & _BUCKET_LEVEL)
     statements = _bucket_statements(bucket, prefix, bucket_actions)
     if object_actions:
         statements.append({"Sid": "Objects", "Effect": "Allow", "Action": object_actions,

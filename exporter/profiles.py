@@ -43,31 +43,6 @@ PROFILES: dict[Component, frozenset[Operation]] = {
     Component.TOOLS: frozenset({Op.ITER, Op.GET, Op.EXISTS}),
 }
 
-# Needed only in some modes; a target adds them with `profile.add` (documented per component in the README).
-MODE_DEPENDENT: dict[Component, frozenset[Operation]] = {
-    Component.COMPACTOR: frozenset({Op.ATTRIBUTES}),
-    Component.STORE: frozenset({Op.UPLOAD}),
-    Component.SIDECAR: frozenset({Op.ITER, Op.GET}),
-    Component.RECEIVE: frozenset(),
-    Component.RULE: frozenset(),
-    Component.BUCKET_WEB: frozenset({Op.UPLOAD, Op.DELETE}),
-    Component.TOOLS: frozenset({Op.UPLOAD, Op.DELETE}),
-}
-
-# Operation -> (S3 request(s), IAM action(s)); used by `check` output, docs and tests.
-IAM_ACTIONS: dict[Operation, str] = {
-    Op.ITER: "s3:ListBucket",
-    Op.GET: "s3:GetObject",
-    Op.GET_RANGE: "s3:GetObject",
-    Op.EXISTS: "s3:GetObject, s3:ListBucket",
-    Op.ATTRIBUTES: "s3:GetObject",
-    Op.UPLOAD: "s3:PutObject",
-    Op.UPLOAD_MULTIPART: "s3:PutObject",
-    Op.DELETE: "s3:DeleteObject",
-    Op.BUCKET_LOCATION: "s3:GetBucketLocation",
-}
-
-
 # The IAM actions each operation exercises: an operation whose actions are all granted by the required
 # ones teaches nothing as an excess check (IAM cannot allow HEAD but deny GET), so it is not probed.
 OPERATION_ACTIONS: dict[Operation, frozenset[str]] = {
@@ -81,6 +56,10 @@ OPERATION_ACTIONS: dict[Operation, frozenset[str]] = {
     Op.DELETE: frozenset({"s3:DeleteObject"}),
     Op.BUCKET_LOCATION: frozenset({"s3:GetBucketLocation"}),
 }
+
+
+# Shown by `check` next to a failing operation.
+IAM_ACTIONS: dict[Operation, str] = {op: ", ".join(sorted(actions)) for op, actions in OPERATION_ACTIONS.items()}
 
 
 def probed_operations(required: frozenset[Operation]) -> frozenset[Operation]:

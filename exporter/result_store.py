@@ -97,9 +97,6 @@ class ResultStore:
     def first_cycle_done(self) -> bool:
         return self._first_cycle.is_set()
 
-    def wait_first_cycle(self, timeout: float | None = None) -> bool:
-        return self._first_cycle.wait(timeout)
-
     def snapshot(self) -> Snapshot:
         with self._lock:
             return Snapshot(

@@ -67,7 +67,6 @@ class CredentialCache:
         self._lock = threading.Lock()
         self._status: IdentityStatus | None = None
         self._obtained_at: datetime | None = None
-        self.refreshes = 0
 
     def _fresh_enough(self, now: datetime) -> bool:
         status = self._status
@@ -103,7 +102,6 @@ class CredentialCache:
                 return replace(previous, refreshed=False, refresh_failure=fresh.reason)
             self._status = fresh
             self._obtained_at = now
-            self.refreshes += 1
             return fresh
 
     def _refresh(self) -> IdentityStatus:

@@ -11,7 +11,6 @@ from exporter.reasons import Reason
 class Attributes(ProbeOperation):
     name = Operation.ATTRIBUTES
     s3_requests = "HeadObject"
-    iam_action = "s3:GetObject"
 
     def run(self, state: CycleState) -> None:
         head = state.bucket.head(state.bucket.keyspace.canary)

@@ -36,7 +36,6 @@ class CycleState:
 class ProbeOperation(ABC):
     name: ClassVar[Operation]
     s3_requests: ClassVar[str]
-    iam_action: ClassVar[str]
 
     @abstractmethod
     def run(self, state: CycleState) -> None:

@@ -9,7 +9,6 @@ from exporter.profiles import Operation
 class BucketLocation(ProbeOperation):
     name = Operation.BUCKET_LOCATION
     s3_requests = "GetBucketLocation"
-    iam_action = "s3:GetBucketLocation"
 
     def run(self, state: CycleState) -> None:
         state.region = state.bucket.bucket_location()

@@ -16,7 +16,6 @@ from exporter.reasons import Reason
 class Delete(ProbeOperation):
     name = Operation.DELETE
     s3_requests = "DeleteObject"
-    iam_action = "s3:DeleteObject"
 
     def run(self, state: CycleState) -> None:
         bucket = state.bucket

@@ -16,7 +16,6 @@ from exporter.reasons import Reason, classify
 class Exists(ProbeOperation):
     name = Operation.EXISTS
     s3_requests = "HeadObject (canary), HeadObject (absent key)"
-    iam_action = "s3:GetObject, s3:ListBucket"
 
     def run(self, state: CycleState) -> None:
         state.bucket.head(state.bucket.keyspace.canary)

@@ -11,7 +11,6 @@ from exporter.reasons import Reason
 class Get(ProbeOperation):
     name = Operation.GET
     s3_requests = "GetObject"
-    iam_action = "s3:GetObject"
 
     def run(self, state: CycleState) -> None:
         status, body = state.bucket.get(state.bucket.keyspace.canary, limit=len(CANARY_PAYLOAD))

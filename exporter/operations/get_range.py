@@ -11,7 +11,6 @@ from exporter.reasons import Reason
 class GetRange(ProbeOperation):
     name = Operation.GET_RANGE
     s3_requests = "GetObject (Range: bytes=0-N)"
-    iam_action = "s3:GetObject"
 
     def run(self, state: CycleState) -> None:
         status, body = state.bucket.get(state.bucket.keyspace.canary, (0, RANGE_LENGTH - 1), limit=RANGE_LENGTH)

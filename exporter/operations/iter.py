@@ -9,7 +9,6 @@ from exporter.profiles import Operation
 class Iter(ProbeOperation):
     name = Operation.ITER
     s3_requests = "ListObjectsV2 (ListObjects with list_objects_version: v1)"
-    iam_action = "s3:ListBucket"
 
     def run(self, state: CycleState) -> None:
         state.bucket.list_probe_dir()

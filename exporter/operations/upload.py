@@ -9,7 +9,6 @@ from exporter.profiles import Operation
 class Upload(ProbeOperation):
     name = Operation.UPLOAD
     s3_requests = "PutObject"
-    iam_action = "s3:PutObject"
 
     def run(self, state: CycleState) -> None:
         state.bucket.put(state.upload_key, PROBE_PAYLOAD)

@@ -9,7 +9,6 @@ from exporter.profiles import Operation
 class UploadMultipart(ProbeOperation):
     name = Operation.UPLOAD_MULTIPART
     s3_requests = "CreateMultipartUpload, UploadPart, CompleteMultipartUpload"
-    iam_action = "s3:PutObject"
 
     def run(self, state: CycleState) -> None:
         state.bucket.upload_multipart(state.multipart_key, PROBE_PAYLOAD)

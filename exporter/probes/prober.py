@@ -62,11 +62,9 @@ class TargetProber:
         self.timeout = timeout
         self.pending_leaks: list[str] = []
         self._running = threading.Lock()
-        self.overlaps_refused = 0
 
     def run_cycle(self) -> CycleResult | None:
         if not self._running.acquire(blocking=False):
-            self.overlaps_refused += 1
             return None
         try:
             return self._cycle()
