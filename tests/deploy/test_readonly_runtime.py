@@ -19,13 +19,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+import uuid
 from pathlib import Path
 
-import boto3
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.demo.emulator import Emulator
 from tests.deploy.support import REPO, image_env, parse_dockerfile
 
 READ_ONLY = "mount -o remount,bind,ro / && exec \"$@\""
@@ -67,22 +67,18 @@ def _get(url: str) -> tuple[int, str]:
 
 
 @pytest.fixture
-def s3() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    client = boto3.client("s3", endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
-                          aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret")
-    client.create_bucket(Bucket="thanos")
-    try:
-        yield f"{host}:{port}"
-    finally:
-        server.stop()
+def s3(emulator: Emulator) -> tuple[str, str, str, str]:
+    """A bucket on the session's IAM-enforcing emulator and a user that may use it: (endpoint, bucket, key,
+    secret). A second in-process moto would share (and fight over) moto's process-wide auth switch."""
+    bucket = f"thanos-ro-{uuid.uuid4().hex[:8]}"
+    emulator.client("s3").create_bucket(Bucket=bucket)
+    key, secret = emulator.create_user(f"ro-{bucket}", {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:*", "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]}]})
+    return emulator.endpoint, bucket, key, secret
 
 
-def test_serve_runs_a_full_cycle_on_a_read_only_root(s3: str) -> None:
+def test_serve_runs_a_full_cycle_on_a_read_only_root(s3: tuple[str, str, str, str]) -> None:
+    endpoint, bucket, key, secret = s3
     if not _namespace_works():
         pytest.skip("cannot remount / read-only in a private mount namespace (needs unshare/setpriv as root)")
     final = parse_dockerfile((REPO / "Dockerfile").read_text())[-1]
@@ -93,19 +89,19 @@ def test_serve_runs_a_full_cycle_on_a_read_only_root(s3: str) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="ope-ro-"))
     workdir.chmod(0o755)
     config = workdir / "config.yml"
-    creds = "{access_key_id: {value: AKIDEXAMPLE}, secret_access_key: {value: secret}}"
+    creds = f"{{access_key_id: {{value: {key}}}, secret_access_key: {{value: {secret}}}}}"
     config.write_text(f"""\
 global:
   interval: 60s
   timeout: 5s
   jitter: 1s
   janitor:
-    identity: {{source: static, access_key_id: {{value: AKIDEXAMPLE}}, secret_access_key: {{value: secret}}}}
+    identity: {{source: static, {creds[1:-1]}}}
 buckets:
   thanos:
     objstore:
       type: S3
-      config: {{bucket: thanos, endpoint: "{s3}", region: us-east-1, insecure: true}}
+      config: {{bucket: {bucket}, endpoint: "{endpoint}", region: us-east-1, insecure: true}}
       prefix: cluster-a
 targets:
   - name: monitoring/thanos-compact
